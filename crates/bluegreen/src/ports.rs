@@ -1,0 +1,242 @@
+//! Narrow traits, in the workflow's own words, over the AWS services the steps use.
+//!
+//! Steps are generic over these traits; `crate::aws` implements them with the AWS SDKs, and the
+//! unit tests with in-memory fakes. Values are the project's own small structs; where a field
+//! must survive a round trip untouched (task definitions, network configuration) the SDK's
+//! plain value types are carried as they are.
+
+use std::future::Future;
+
+use aws_sdk_ecs::types as ecs;
+
+use crate::error::Result;
+
+/// Where traffic is weighted: a listener's default action, or one of its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficRoute {
+    pub listener_arn: String,
+    pub rule_arn: Option<String>,
+}
+
+impl std::fmt::Display for TrafficRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule_arn {
+            Some(rule) => write!(f, "rule {rule}"),
+            None => write!(f, "the default action of listener {}", self.listener_arn),
+        }
+    }
+}
+
+/// One target group of a weighted forward and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedTargetGroup {
+    pub target_group_arn: String,
+    pub weight: i32,
+}
+
+/// A service as the deploy sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    pub arn: String,
+    pub name: String,
+    pub cluster_arn: String,
+    /// `ACTIVE`, `DRAINING`, `INACTIVE`.
+    pub status: String,
+    pub desired_count: i32,
+    /// `ECS`, `CODE_DEPLOY` or `EXTERNAL`; only `EXTERNAL` can be deployed.
+    pub deployment_controller: Option<String>,
+    pub task_sets: Vec<TaskSetState>,
+}
+
+impl ServiceState {
+    /// The task set ECS serves as primary.
+    pub fn primary(&self) -> Option<&TaskSetState> {
+        self.task_sets.iter().find(|t| t.status == "PRIMARY")
+    }
+
+    /// The task set a deployment execution created (its `externalId`).
+    pub fn by_external_id(&self, external_id: &str) -> Option<&TaskSetState> {
+        self.task_sets
+            .iter()
+            .find(|t| t.external_id.as_deref() == Some(external_id))
+    }
+}
+
+/// One task set of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSetState {
+    /// `ecs-svc/…`
+    pub id: String,
+    pub arn: String,
+    /// `PRIMARY`, `ACTIVE` or `DRAINING`.
+    pub status: String,
+    pub external_id: Option<String>,
+    pub task_definition_arn: String,
+    pub load_balancers: Vec<ecs::LoadBalancer>,
+    pub launch: LaunchSpec,
+    pub scale_percent: f64,
+    pub computed_desired_count: i32,
+    pub running_count: i32,
+    pub pending_count: i32,
+    /// `STEADY_STATE` or `STABILIZING`.
+    pub stability_status: Option<String>,
+    /// Seconds since the epoch, with fractions; orders racing task sets.
+    pub created_at: Option<f64>,
+}
+
+impl TaskSetState {
+    /// The target group this task set's tasks register in.
+    pub fn target_group_arn(&self) -> Option<&str> {
+        self.load_balancers
+            .first()
+            .and_then(|lb| lb.target_group_arn())
+    }
+}
+
+/// How a task set's tasks are placed and networked; copied from blue to green unchanged.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaunchSpec {
+    pub launch_type: Option<ecs::LaunchType>,
+    pub capacity_provider_strategy: Vec<ecs::CapacityProviderStrategyItem>,
+    pub platform_version: Option<String>,
+    pub network_configuration: Option<ecs::NetworkConfiguration>,
+    pub service_registries: Vec<ecs::ServiceRegistry>,
+}
+
+/// A task definition with its tags, as described and as registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDefinitionDoc {
+    pub definition: ecs::TaskDefinition,
+    pub tags: Vec<ecs::Tag>,
+}
+
+/// What a new task set is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTaskSet {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition_arn: String,
+    /// Ties the task set to the deploy execution, so a re-run finds it.
+    pub external_id: String,
+    pub load_balancers: Vec<ecs::LoadBalancer>,
+    pub launch: LaunchSpec,
+    pub scale_percent: f64,
+    /// Idempotency token for `CreateTaskSet` (at most 36 characters).
+    pub client_token: String,
+}
+
+/// A stopped task of a task set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoppedTask {
+    pub task_arn: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    /// Container name and exit code, where the container exited.
+    pub exit_codes: Vec<(String, Option<i32>)>,
+}
+
+/// Health of one target of a target group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetHealth {
+    pub id: String,
+    pub port: Option<i32>,
+    /// `initial`, `healthy`, `unhealthy`, `unused`, `draining`, `unavailable`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Amazon ECS, as far as the deploy needs it.
+pub trait Ecs {
+    /// The service and all its task sets.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] when the cluster or service does not exist.
+    fn service(&self, cluster: &str, service: &str) -> impl Future<Output = Result<ServiceState>>;
+
+    /// A task definition (by ARN, or family for its latest ACTIVE revision) with its tags.
+    fn task_definition(
+        &self,
+        task_definition: &str,
+    ) -> impl Future<Output = Result<TaskDefinitionDoc>>;
+
+    /// Registers a new revision carrying every field of `doc` the API accepts, and returns it
+    /// as ECS describes it afterwards.
+    fn register_task_definition(
+        &self,
+        doc: &TaskDefinitionDoc,
+    ) -> impl Future<Output = Result<TaskDefinitionDoc>>;
+
+    /// Deregisters a revision; an already inactive one is not an error.
+    fn deregister_task_definition(&self, arn: &str) -> impl Future<Output = Result<()>>;
+
+    /// Creates a task set.
+    fn create_task_set(&self, spec: &NewTaskSet) -> impl Future<Output = Result<TaskSetState>>;
+
+    /// Makes a task set (by ARN) the service's primary one.
+    fn set_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set: &str,
+    ) -> impl Future<Output = Result<()>>;
+
+    /// Deletes a task set (by ARN); one that is already gone is not an error.
+    fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set: &str,
+    ) -> impl Future<Output = Result<()>>;
+
+    /// Stopped tasks started by a task set (its id is the tasks' `startedBy`).
+    fn stopped_tasks(
+        &self,
+        cluster: &str,
+        task_set_id: &str,
+    ) -> impl Future<Output = Result<Vec<StoppedTask>>>;
+}
+
+/// Elastic Load Balancing v2, as far as the deploy needs it.
+pub trait LoadBalancer {
+    /// The target groups and weights of the route's forward action.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] when the listener or rule does not exist;
+    /// [`crate::Error::PreconditionFailed`] when it has no forward action.
+    fn forward_weights(
+        &self,
+        route: &TrafficRoute,
+    ) -> impl Future<Output = Result<Vec<WeightedTargetGroup>>>;
+
+    /// Sets the forward weights of the route, keeping every other action, rule, condition and
+    /// forward setting (stickiness) as it is.
+    fn set_forward_weights(
+        &self,
+        route: &TrafficRoute,
+        weights: &[WeightedTargetGroup],
+    ) -> impl Future<Output = Result<()>>;
+
+    /// Health of every registered target.
+    fn target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<Vec<TargetHealth>>>;
+
+    /// The target group's `deregistration_delay.timeout_seconds`.
+    fn deregistration_delay(&self, target_group_arn: &str) -> impl Future<Output = Result<u32>>;
+}
+
+/// A container registry that can resolve a tag to its digest.
+pub trait ImageRegistry {
+    /// The digest (`sha256:…`) of `repository:tag` in registry `registry_id`, or `None`
+    /// when the tag does not exist.
+    fn digest_of(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<String>>>;
+}

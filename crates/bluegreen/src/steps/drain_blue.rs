@@ -1,0 +1,562 @@
+//! `DrainBlue`: promote green, remove blue after the deregistration delay; on rollback,
+//! remove green.
+//!
+//! No action removes a task set whose target group the listener still sends traffic to, as
+//! read back from the listener at the time of the action: that is how a deploy avoids the 503s
+//! of draining a side before the load balancer stopped using it.
+
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::model::Deployment;
+use crate::ports::{Ecs, LoadBalancer, TaskSetState};
+use crate::steps::shift_traffic::weight_of;
+use crate::steps::{DrainAction, DrainBlueInput, DrainBlueOutput, Sides, sides};
+
+/// Runs one drain action; each is idempotent.
+///
+/// - [`DrainAction::Promote`]: green must take 100 % of the route's traffic; makes it the
+///   primary task set (unless it is already). `wait_seconds` is `timing.drainDelaySeconds`
+///   or else the deregistration delay of blue's target group.
+/// - [`DrainAction::RemoveBlue`]: green must be primary and blue's target group must get no
+///   traffic; deletes blue's task set (already gone is fine). `wait_seconds` is 0.
+/// - [`DrainAction::RemoveGreen`] (rollback): without a green task set, nothing to do.
+///   Otherwise green's target group must get no traffic; makes blue primary again if green
+///   is, deregisters green's task definition revision unless a remaining task set runs it,
+///   and deletes green. `wait_seconds` is green's target group deregistration delay.
+///
+/// # Errors
+/// - [`Error::PreconditionFailed`] when the action would be unsafe: promoting a green that
+///   is missing or does not take 100 %; removing blue while green is missing or not primary,
+///   or while blue's target group takes traffic; removing a green that takes traffic, or that
+///   is primary with no other task set to restore.
+/// - AWS errors of the reads and writes.
+pub async fn drain_blue<E: Ecs, L: LoadBalancer>(
+    ecs: &E,
+    elb: &L,
+    input: DrainBlueInput,
+) -> Result<DrainBlueOutput> {
+    let d = &input.deployment;
+    let sides = sides(ecs, d).await?;
+    match input.action {
+        DrainAction::Promote => promote(ecs, elb, d, sides).await,
+        DrainAction::RemoveBlue => remove_blue(ecs, elb, d, sides).await,
+        DrainAction::RemoveGreen => remove_green(ecs, elb, d, sides).await,
+    }
+}
+
+async fn promote<E: Ecs, L: LoadBalancer>(
+    ecs: &E,
+    elb: &L,
+    d: &Deployment,
+    sides: Sides,
+) -> Result<DrainBlueOutput> {
+    let green = require_green(d, sides.green, "promote")?;
+    let green_tg = target_group_of(d, &green)?;
+    let blue_tg = other_group(d, &green, green_tg)?;
+    let weights = elb.forward_weights(&d.route()).await?;
+    let green_weight = weight_of(&weights, green_tg);
+    let total: i32 = weights.iter().map(|w| w.weight).sum();
+    if green_weight <= 0 || green_weight != total {
+        return Err(Error::PreconditionFailed(format!(
+            "green task set {} does not take 100 % of the traffic of {} (green {green_weight} of {total}); shift traffic to green before promoting it",
+            green.id,
+            d.route()
+        )));
+    }
+    if green.status == "PRIMARY" {
+        info!(service = %d.service, task_set = %green.id, "green is already primary");
+    } else {
+        info!(
+            service = %d.service,
+            task_set = %green.id,
+            previous_primary = sides.service.primary().map_or("none", |p| p.id.as_str()),
+            "making green the primary task set"
+        );
+        ecs.set_primary_task_set(&d.cluster, &d.service, &green.arn)
+            .await?;
+    }
+    let wait_seconds = match d.timing.drain_delay_seconds {
+        Some(s) => s,
+        None => elb.deregistration_delay(blue_tg).await?,
+    };
+    Ok(DrainBlueOutput {
+        action: DrainAction::Promote,
+        primary_task_set_id: Some(green.id),
+        removed_task_set_id: None,
+        wait_seconds,
+    })
+}
+
+async fn remove_blue<E: Ecs, L: LoadBalancer>(
+    ecs: &E,
+    elb: &L,
+    d: &Deployment,
+    sides: Sides,
+) -> Result<DrainBlueOutput> {
+    let green = require_green(d, sides.green, "remove blue for")?;
+    if green.status != "PRIMARY" {
+        return Err(Error::PreconditionFailed(format!(
+            "green task set {} is {}, not PRIMARY; promote it before removing blue",
+            green.id, green.status
+        )));
+    }
+    let Some(blue) = sides.blue else {
+        info!(service = %d.service, "blue is already gone");
+        return Ok(DrainBlueOutput {
+            action: DrainAction::RemoveBlue,
+            primary_task_set_id: Some(green.id),
+            removed_task_set_id: None,
+            wait_seconds: 0,
+        });
+    };
+    let green_tg = target_group_of(d, &green)?;
+    let pair_blue_tg = other_group(d, &green, green_tg)?;
+    let weights = elb.forward_weights(&d.route()).await?;
+    // Blue's own group normally is the pair's other one; check both so a task set that
+    // moved groups is never removed while it takes traffic.
+    for tg in [Some(pair_blue_tg), blue.target_group_arn()]
+        .into_iter()
+        .flatten()
+    {
+        let weight = weight_of(&weights, tg);
+        if weight != 0 {
+            return Err(Error::PreconditionFailed(format!(
+                "blue's target group {tg} still has weight {weight} on {}; refusing to remove blue task set {} while it takes traffic",
+                d.route(),
+                blue.id
+            )));
+        }
+    }
+    let others = sides.service.task_sets.len().saturating_sub(2);
+    if others > 0 {
+        warn!(
+            service = %d.service,
+            others,
+            "the service has task sets besides blue and green; only blue is removed"
+        );
+    }
+    info!(service = %d.service, task_set = %blue.id, target_group = %pair_blue_tg, "removing blue");
+    ecs.delete_task_set(&d.cluster, &d.service, &blue.arn)
+        .await?;
+    Ok(DrainBlueOutput {
+        action: DrainAction::RemoveBlue,
+        primary_task_set_id: Some(green.id),
+        removed_task_set_id: Some(blue.id),
+        wait_seconds: 0,
+    })
+}
+
+async fn remove_green<E: Ecs, L: LoadBalancer>(
+    ecs: &E,
+    elb: &L,
+    d: &Deployment,
+    sides: Sides,
+) -> Result<DrainBlueOutput> {
+    let Some(green) = sides.green else {
+        info!(service = %d.service, execution = %d.execution_name, "no green task set; nothing to remove");
+        return Ok(DrainBlueOutput {
+            action: DrainAction::RemoveGreen,
+            primary_task_set_id: sides.service.primary().map(|p| p.id.clone()),
+            removed_task_set_id: None,
+            wait_seconds: 0,
+        });
+    };
+    // Check everything before changing anything.
+    let green_tg = target_group_of(d, &green)?;
+    let weights = elb.forward_weights(&d.route()).await?;
+    let weight = weight_of(&weights, green_tg);
+    if weight != 0 {
+        return Err(Error::PreconditionFailed(format!(
+            "green's target group {green_tg} still has weight {weight} on {}; shift traffic back to blue before removing green task set {}",
+            d.route(),
+            green.id
+        )));
+    }
+    let green_is_primary = green.status == "PRIMARY";
+    // The primary after this step: blue when green is primary now, else whatever is.
+    let (restore, primary) = match (&sides.blue, green_is_primary) {
+        (Some(blue), true) => (Some(blue.arn.clone()), Some(blue.id.clone())),
+        (None, true) => {
+            return Err(Error::PreconditionFailed(format!(
+                "green task set {} is primary and service {} has no other task set to make primary; refusing to remove the only side",
+                green.id, d.service
+            )));
+        }
+        (_, false) => (None, sides.service.primary().map(|p| p.id.clone())),
+    };
+    let wait_seconds = elb.deregistration_delay(green_tg).await?;
+
+    if let Some(blue) = &restore {
+        info!(service = %d.service, task_set = %blue, "making blue the primary task set again");
+        ecs.set_primary_task_set(&d.cluster, &d.service, blue)
+            .await?;
+    }
+    // Deregister before deleting: once green is gone nothing says which revision it ran, so a
+    // retry after a failed delete must still find the revision through green.
+    let shared = sides
+        .service
+        .task_sets
+        .iter()
+        .any(|t| t.id != green.id && t.task_definition_arn == green.task_definition_arn);
+    if shared {
+        info!(
+            service = %d.service,
+            task_definition = %green.task_definition_arn,
+            "keeping green's task definition revision; another task set runs it"
+        );
+    } else {
+        info!(service = %d.service, task_definition = %green.task_definition_arn, "deregistering green's task definition revision");
+        ecs.deregister_task_definition(&green.task_definition_arn)
+            .await?;
+    }
+    info!(service = %d.service, task_set = %green.id, target_group = %green_tg, "removing green");
+    ecs.delete_task_set(&d.cluster, &d.service, &green.arn)
+        .await?;
+    Ok(DrainBlueOutput {
+        action: DrainAction::RemoveGreen,
+        primary_task_set_id: primary,
+        removed_task_set_id: Some(green.id),
+        wait_seconds,
+    })
+}
+
+fn require_green(d: &Deployment, green: Option<TaskSetState>, doing: &str) -> Result<TaskSetState> {
+    green.ok_or_else(|| {
+        Error::PreconditionFailed(format!(
+            "no green task set for execution {} in service {}; nothing to {doing}",
+            d.execution_name, d.service
+        ))
+    })
+}
+
+fn target_group_of<'a>(d: &Deployment, task_set: &'a TaskSetState) -> Result<&'a str> {
+    task_set.target_group_arn().ok_or_else(|| {
+        Error::PreconditionFailed(format!(
+            "task set {} of service {} has no target group",
+            task_set.id, d.service
+        ))
+    })
+}
+
+fn other_group<'a>(d: &'a Deployment, task_set: &TaskSetState, tg: &str) -> Result<&'a str> {
+    d.other_target_group(tg).ok_or_else(|| {
+        Error::PreconditionFailed(format!(
+            "task set {} of service {} is on target group {tg}, which is not one of targetGroupArns {:?}",
+            task_set.id, d.service, d.target_group_arns
+        ))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::Deployment;
+    use crate::steps::fakes::{
+        BLUE_TASK_DEFINITION, EXECUTION, FakeAws, TG_A_DELAY, TG_B_DELAY, default_route, weights,
+    };
+
+    fn input(d: &Deployment, action: DrainAction) -> DrainBlueInput {
+        DrainBlueInput {
+            deployment: d.clone(),
+            action,
+        }
+    }
+
+    /// Blue primary on TG_A, green on TG_B (steady) and the listener at `blue`/`green`.
+    fn deployed(blue: i32, green: i32) -> (FakeAws, String, String) {
+        let fake = FakeAws::blue();
+        let blue_id = fake.service_now().primary().unwrap().id.clone();
+        let g = fake.add_green(EXECUTION);
+        fake.set_steady(&g.id);
+        fake.set_weights(&default_route(), weights(blue, green));
+        (fake, blue_id, g.id)
+    }
+
+    /// Runs `action` again and asserts the state did not change.
+    async fn rerun_changes_nothing(
+        fake: &FakeAws,
+        d: &Deployment,
+        action: DrainAction,
+    ) -> DrainBlueOutput {
+        let before = fake.snapshot();
+        let out = drain_blue(fake, fake, input(d, action)).await.unwrap();
+        assert_eq!(
+            fake.snapshot(),
+            before,
+            "re-running {action:?} changed the state"
+        );
+        out
+    }
+
+    #[tokio::test]
+    async fn promote_makes_green_primary_and_waits_for_blues_deregistration_delay() {
+        // Given green taking all traffic
+        let (fake, _, green) = deployed(0, 100);
+        let d = fake.deployment();
+
+        // When promoted
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+
+        // Then green is primary and the wait is blue's (TG_A's) delay
+        assert_eq!(fake.service_now().primary().unwrap().id, green);
+        assert_eq!(out.primary_task_set_id.as_deref(), Some(green.as_str()));
+        assert_eq!(out.removed_task_set_id, None);
+        assert_eq!(out.wait_seconds, TG_A_DELAY);
+
+        // And a re-run leaves the same state and answers the same
+        fake.clear_calls();
+        assert_eq!(
+            rerun_changes_nothing(&fake, &d, DrainAction::Promote).await,
+            out
+        );
+        assert!(fake.mutations().is_empty(), "{:?}", fake.calls());
+    }
+
+    #[tokio::test]
+    async fn promote_waits_the_configured_drain_delay_when_there_is_one() {
+        let (fake, _, _) = deployed(0, 100);
+        let mut d = fake.deployment();
+        d.timing.drain_delay_seconds = Some(5);
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+        assert_eq!(out.wait_seconds, 5);
+    }
+
+    #[tokio::test]
+    async fn promote_refuses_while_green_lacks_100_percent_of_traffic() {
+        // Given green at 90 %
+        let (fake, blue, _) = deployed(10, 90);
+
+        // When promoted
+        let err = drain_blue(
+            &fake,
+            &fake,
+            input(&fake.deployment(), DrainAction::Promote),
+        )
+        .await
+        .unwrap_err();
+
+        // Then it refuses and blue stays primary
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains("green 90 of 100"), "{err}");
+        assert!(fake.mutations().is_empty());
+        assert_eq!(fake.service_now().primary().unwrap().id, blue);
+    }
+
+    #[tokio::test]
+    async fn promote_refuses_without_green() {
+        let fake = FakeAws::blue();
+        let err = drain_blue(
+            &fake,
+            &fake,
+            input(&fake.deployment(), DrainAction::Promote),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains(EXECUTION), "{err}");
+    }
+
+    #[tokio::test]
+    async fn remove_blue_deletes_blue_once_green_is_primary_and_blue_takes_no_traffic() {
+        // Given green promoted with all traffic
+        let (fake, blue, green) = deployed(0, 100);
+        let d = fake.deployment();
+        drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+
+        // When blue is removed
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveBlue))
+            .await
+            .unwrap();
+
+        // Then only green is left, and blue's revision stays registered for a later rollback
+        assert_eq!(out.removed_task_set_id.as_deref(), Some(blue.as_str()));
+        assert_eq!(out.primary_task_set_id.as_deref(), Some(green.as_str()));
+        assert_eq!(out.wait_seconds, 0);
+        assert!(fake.task_set(&blue).is_none());
+        assert_eq!(fake.service_now().task_sets.len(), 1);
+        assert_eq!(
+            fake.task_definition_status(BLUE_TASK_DEFINITION).as_deref(),
+            Some("ACTIVE")
+        );
+
+        // And a re-run finds blue gone and changes nothing
+        let again = rerun_changes_nothing(&fake, &d, DrainAction::RemoveBlue).await;
+        assert_eq!(again.removed_task_set_id, None);
+    }
+
+    #[tokio::test]
+    async fn remove_blue_refuses_while_blue_takes_traffic_and_deletes_nothing() {
+        // Given green primary but the listener still sending 1 % to blue
+        let (fake, blue, green) = deployed(0, 100);
+        let d = fake.deployment();
+        drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+        fake.set_weights(&default_route(), weights(1, 99));
+        fake.clear_calls();
+
+        // When blue is removed
+        let err = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveBlue))
+            .await
+            .unwrap_err();
+
+        // Then it refuses, naming the weight, and nothing is deleted
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains("still has weight 1"), "{err}");
+        assert!(fake.mutations().is_empty(), "{:?}", fake.calls());
+        assert!(fake.task_set(&blue).is_some());
+        assert!(fake.task_set(&green).is_some());
+    }
+
+    #[tokio::test]
+    async fn remove_blue_refuses_before_green_is_primary() {
+        let (fake, blue, _) = deployed(0, 100);
+        let err = drain_blue(
+            &fake,
+            &fake,
+            input(&fake.deployment(), DrainAction::RemoveBlue),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains("not PRIMARY"), "{err}");
+        assert!(fake.task_set(&blue).is_some());
+        assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn remove_green_restores_blue_as_primary_deletes_green_and_deregisters_its_revision() {
+        // Given green promoted, then traffic shifted back to blue by the rollback
+        let (fake, blue, green) = deployed(0, 100);
+        let d = fake.deployment();
+        drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+        fake.set_weights(&default_route(), weights(100, 0));
+        let green_revision = fake.task_set(&green).unwrap().task_definition_arn;
+
+        // When green is removed
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveGreen))
+            .await
+            .unwrap();
+
+        // Then blue is primary again, green is gone, its revision inactive, blue's kept
+        assert_eq!(fake.service_now().primary().unwrap().id, blue);
+        assert!(fake.task_set(&green).is_none());
+        assert_eq!(
+            fake.task_definition_status(&green_revision).as_deref(),
+            Some("INACTIVE")
+        );
+        assert_eq!(
+            fake.task_definition_status(BLUE_TASK_DEFINITION).as_deref(),
+            Some("ACTIVE")
+        );
+        assert_eq!(out.primary_task_set_id.as_deref(), Some(blue.as_str()));
+        assert_eq!(out.removed_task_set_id.as_deref(), Some(green.as_str()));
+        assert_eq!(out.wait_seconds, TG_B_DELAY);
+
+        // And a re-run is a no-op
+        let again = rerun_changes_nothing(&fake, &d, DrainAction::RemoveGreen).await;
+        assert_eq!(again.removed_task_set_id, None);
+        assert_eq!(again.primary_task_set_id.as_deref(), Some(blue.as_str()));
+    }
+
+    #[tokio::test]
+    async fn remove_green_keeps_a_revision_blue_still_runs() {
+        // Given a green that runs blue's own revision (a redeploy of the same image)
+        let (fake, blue, green) = deployed(100, 0);
+        fake.update_task_set(&green, |t| {
+            t.task_definition_arn = BLUE_TASK_DEFINITION.into()
+        });
+
+        // When green is removed
+        drain_blue(
+            &fake,
+            &fake,
+            input(&fake.deployment(), DrainAction::RemoveGreen),
+        )
+        .await
+        .unwrap();
+
+        // Then the revision stays active for blue
+        assert!(fake.task_set(&green).is_none());
+        assert_eq!(fake.service_now().primary().unwrap().id, blue);
+        assert_eq!(
+            fake.task_definition_status(BLUE_TASK_DEFINITION).as_deref(),
+            Some("ACTIVE")
+        );
+        assert!(
+            !fake
+                .mutations()
+                .contains(&"DeregisterTaskDefinition".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn remove_green_refuses_while_green_takes_traffic_and_changes_nothing() {
+        let (fake, blue, green) = deployed(50, 50);
+        let d = fake.deployment();
+        let before = fake.snapshot();
+        let err = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveGreen))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains("still has weight 50"), "{err}");
+        assert_eq!(fake.snapshot(), before);
+        assert!(fake.task_set(&green).is_some());
+        assert_eq!(fake.service_now().primary().unwrap().id, blue);
+    }
+
+    #[tokio::test]
+    async fn remove_green_without_green_is_a_no_op() {
+        let fake = FakeAws::blue();
+        let blue = fake.service_now().primary().unwrap().id.clone();
+        let out = rerun_changes_nothing(&fake, &fake.deployment(), DrainAction::RemoveGreen).await;
+        assert_eq!(out.primary_task_set_id.as_deref(), Some(blue.as_str()));
+        assert_eq!(out.removed_task_set_id, None);
+        assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn remove_green_retried_after_a_failed_delete_finishes_the_job() {
+        // Given a rollback whose delete was throttled after the revision was deregistered
+        let (fake, _, green) = deployed(100, 0);
+        let d = fake.deployment();
+        let revision = fake.task_set(&green).unwrap().task_definition_arn;
+        fake.fail_next(
+            "DeleteTaskSet",
+            Error::from_code(
+                "DeleteTaskSet",
+                green.clone(),
+                "ThrottlingException".into(),
+                "rate".into(),
+            ),
+        );
+        let err = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveGreen))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "AwsThrottled");
+        assert!(fake.task_set(&green).is_some());
+
+        // When the state machine retries
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveGreen))
+            .await
+            .unwrap();
+
+        // Then green is gone and its revision inactive
+        assert_eq!(out.removed_task_set_id.as_deref(), Some(green.as_str()));
+        assert!(fake.task_set(&green).is_none());
+        assert_eq!(
+            fake.task_definition_status(&revision).as_deref(),
+            Some("INACTIVE")
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! The deploy steps, one module per Lambda function, and their ASL-facing payloads.
+//!
+//! Every step is idempotent: run twice with the same input it leaves the same state. Every
+//! step reads live state (the listener, the service's task sets) instead of trusting what an
+//! earlier step returned; blue is the task set that is not the execution's own, green the one
+//! whose `externalId` is the execution name.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Deployment;
+use crate::ports::{TargetHealth, WeightedTargetGroup};
+
+pub mod create_green;
+pub mod drain_blue;
+pub mod shift_traffic;
+pub mod validate;
+pub mod verify_health;
+
+#[cfg(test)]
+pub(crate) mod fakes;
+
+/// Input of `Validate`: the raw execution input and the execution's name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateInput {
+    pub request: serde_json::Value,
+    pub execution_name: String,
+}
+
+/// Output of `Validate`: the normalized deployment the rest of the execution works from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateOutput {
+    pub deployment: Deployment,
+}
+
+/// Input of every step after `Validate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepInput {
+    pub deployment: Deployment,
+}
+
+/// A task set as reported to the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSetRef {
+    pub id: String,
+    pub arn: String,
+    pub target_group_arn: String,
+    pub task_definition_arn: String,
+}
+
+/// Output of `CreateGreen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGreenOutput {
+    pub blue: TaskSetRef,
+    pub green: TaskSetRef,
+    /// The image green runs, pinned by digest.
+    pub image: String,
+}
+
+/// Output of `VerifyHealth` when green is healthy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyHealthOutput {
+    pub green_task_set_id: String,
+    pub desired_count: i32,
+    pub running_count: i32,
+    pub healthy_targets: usize,
+    pub targets: Vec<TargetHealth>,
+}
+
+/// Input of `ShiftTraffic`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftTrafficInput {
+    pub deployment: Deployment,
+    /// Percentage of production traffic green gets (0 sends everything back to blue).
+    pub green_weight: u8,
+}
+
+/// Output of `ShiftTraffic`: the weights as read back from the listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftTrafficOutput {
+    pub blue_target_group_arn: String,
+    pub green_target_group_arn: String,
+    pub blue_weight: i32,
+    pub green_weight: i32,
+    pub weights: Vec<WeightedTargetGroup>,
+}
+
+/// What `DrainBlue` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DrainAction {
+    /// Make green the primary task set; answer how long to wait before removing blue.
+    Promote,
+    /// Remove blue, once green is primary and blue takes no traffic.
+    RemoveBlue,
+    /// Rollback: make blue primary again if needed, remove green once it takes no traffic,
+    /// and deregister the task definition revision green was created with.
+    RemoveGreen,
+}
+
+/// Input of `DrainBlue`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainBlueInput {
+    pub deployment: Deployment,
+    pub action: DrainAction,
+}
+
+/// Output of `DrainBlue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainBlueOutput {
+    pub action: DrainAction,
+    /// The primary task set after the step.
+    pub primary_task_set_id: Option<String>,
+    /// The task set removed (or already gone) by this step.
+    pub removed_task_set_id: Option<String>,
+    /// Seconds the state machine waits before the next drain step (deregistration delay).
+    pub wait_seconds: u32,
+}
+
+/// Blue and green of a deployment, as the service shows them now.
+#[derive(Debug, Clone)]
+pub(crate) struct Sides {
+    pub service: crate::ports::ServiceState,
+    /// The task set whose `externalId` is the execution name.
+    pub green: Option<crate::ports::TaskSetState>,
+    /// The primary task set when green is not primary; after promotion, the other task set.
+    pub blue: Option<crate::ports::TaskSetState>,
+}
+
+/// Reads the service and tells blue from green.
+///
+/// # Errors
+/// Whatever [`crate::ports::Ecs::service`] returns.
+pub(crate) async fn sides<E: crate::ports::Ecs>(ecs: &E, d: &Deployment) -> crate::Result<Sides> {
+    let service = ecs.service(&d.cluster, &d.service).await?;
+    let green = service.by_external_id(&d.execution_name).cloned();
+    let blue = match service.primary() {
+        Some(p) if p.external_id.as_deref() != Some(d.execution_name.as_str()) => Some(p.clone()),
+        _ => service
+            .task_sets
+            .iter()
+            .find(|t| t.external_id.as_deref() != Some(d.execution_name.as_str()))
+            .cloned(),
+    };
+    Ok(Sides {
+        service,
+        green,
+        blue,
+    })
+}

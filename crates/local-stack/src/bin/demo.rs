@@ -1,0 +1,639 @@
+//! `make demo`: a complete blue/green deployment and an automatic rollback on the local stack.
+//!
+//! 1. Builds an environment (VPC, ALB, two target groups, ECR images v1–v3, Dynatrace
+//!    secrets, a Fargate service on the EXTERNAL controller with blue on v1).
+//! 2. Deploys v2 in two traffic steps and checks the result.
+//! 3. Makes v3's tasks turn unhealthy a little after they turned healthy, deploys v3, and
+//!    checks that the workflow rolled back after traffic had moved.
+//! 4. Prints one line per claim and exits non-zero when any claim does not hold.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_sdk_sfn::types::ExecutionStatus;
+use bluegreen::model::{Strategy, Timing, TrafficStep};
+use local_stack::env::{APP_CONTAINER, EnvSpec, Environment};
+use local_stack::gateway::{Fault, Gateway};
+use local_stack::inspect::{self, TaskSetView};
+use local_stack::timeline::{Sampler, Timeline};
+use local_stack::{Clients, Endpoint, sfn, tokens};
+
+/// Seconds a fresh target stays `initial` in the gateway's simulation.
+const HEALTHY_AFTER_SECONDS: u32 = 1;
+/// v3's targets turn unhealthy this long after turning healthy: after the first traffic
+/// step has been applied, before its bake ends.
+const V3_UNHEALTHY_AFTER_SECONDS: u32 = 2;
+const EXECUTION_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(claims) => {
+            print_summary(&claims);
+            if claims.iter().all(|c| c.holds) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("\ndemo stopped: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One thing the demo promises, and whether it held.
+struct Claim {
+    text: String,
+    holds: bool,
+    detail: String,
+}
+
+fn claim(claims: &mut Vec<Claim>, text: impl Into<String>, holds: bool, detail: impl Into<String>) {
+    let c = Claim {
+        text: text.into(),
+        holds,
+        detail: detail.into(),
+    };
+    println!(
+        "   {} {}{}",
+        mark(c.holds),
+        c.text,
+        detail_suffix(&c.detail)
+    );
+    claims.push(c);
+}
+
+fn mark(holds: bool) -> &'static str {
+    if holds { "✓" } else { "✗" }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!("  ({detail})")
+    }
+}
+
+async fn run() -> anyhow::Result<Vec<Claim>> {
+    let endpoint = Endpoint::from_env()?;
+    let gateway = Gateway::new(&endpoint)?;
+    println!(
+        "Blue/green deploys of an ECS service, on the local stack at {}",
+        endpoint.url()
+    );
+    println!(
+        "(moto answers the AWS APIs and runs the real state machine; the gateway simulates ECS tasks and target health)\n"
+    );
+    gateway.wait_ready(Duration::from_secs(60)).await?;
+    gateway.enable_step_functions_execution().await?;
+    gateway.set_healthy_after(HEALTHY_AFTER_SECONDS).await?;
+
+    let clients = endpoint.clients().await;
+    let suffix = local_stack::env::random_suffix(5);
+    let started = Instant::now();
+    let env = local_stack::env::build(&clients, &EnvSpec::new(&suffix)).await?;
+    print_environment(&clients, &env, started.elapsed()).await?;
+
+    let state_machine =
+        sfn::create_deploy_state_machine(&clients.sfn, &env.state_machine_name()).await?;
+    println!("   state machine  {}\n", short_arn(&state_machine));
+
+    let mut claims = Vec::new();
+    let v2_task_set = deploy_v2(&clients, &env, &state_machine, &mut claims).await?;
+    deploy_v3(
+        &clients,
+        &gateway,
+        &env,
+        &state_machine,
+        v2_task_set,
+        &mut claims,
+    )
+    .await?;
+    gateway.clear_faults().await?;
+    Ok(claims)
+}
+
+async fn print_environment(
+    clients: &Clients,
+    env: &Environment,
+    took: Duration,
+) -> anyhow::Result<()> {
+    println!(
+        "Environment {} (built in {:.1}s)",
+        env.prefix,
+        took.as_secs_f64()
+    );
+    println!(
+        "   service        {} in cluster {}, EXTERNAL deployment controller, {} tasks on Fargate",
+        env.service_name, env.cluster_name, env.desired_count
+    );
+    println!(
+        "   load balancer  {} HTTP:80 → weighted forward {} 100 / {} 0 (deregistration delay {}s)",
+        short_arn(&env.load_balancer_arn),
+        tg_name(env.tg_a()),
+        tg_name(env.tg_b()),
+        env.deregistration_delay_seconds
+    );
+    for (tag, digest) in &env.images {
+        println!(
+            "   image          {}:{tag} = {}",
+            env.repository_name,
+            short_digest(digest)
+        );
+    }
+    for (name, value_from) in env.secrets.container_secrets() {
+        println!(
+            "   secret         {name} ← {}",
+            value_from.rsplit(":secret:").next().unwrap_or(&value_from)
+        );
+    }
+    println!(
+        "                  tokens {} … (ids only; values never printed)",
+        [&env.secrets.api_token, &env.secrets.tokens_paas_token]
+            .iter()
+            .filter_map(|t| tokens::token_id(t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let counts = inspect::target_counts(clients, env.tg_a()).await?;
+    println!(
+        "   blue           task set {} on {} running {} ({counts})",
+        env.blue_task_set_id,
+        tg_name(env.tg_a()),
+        env.blue_tag
+    );
+    Ok(())
+}
+
+fn timing() -> Timing {
+    Timing {
+        poll_interval_seconds: 1,
+        max_health_polls: 15,
+        bake_seconds: 2,
+        drain_delay_seconds: None,
+    }
+}
+
+/// Runs `request` as execution `name`, printing a line whenever the state, the weights or
+/// the target health changes.
+async fn deploy(
+    clients: &Clients,
+    env: &Environment,
+    state_machine: &str,
+    name: &str,
+    request: &bluegreen::model::DeployRequest,
+) -> anyhow::Result<(Timeline, usize)> {
+    let weights = inspect::weights(clients, &env.route()).await?;
+    let blue = usize::from(
+        inspect::weight_of(&weights, env.tg_a()) < inspect::weight_of(&weights, env.tg_b()),
+    );
+    println!(
+        "   blue is {} and green goes to {}",
+        tg_name(&env.target_group_arns[blue]),
+        tg_name(&env.target_group_arns[1 - blue])
+    );
+    let execution = sfn::start(&clients.sfn, state_machine, name, request).await?;
+    let sampler = Sampler {
+        route: env.route(),
+        target_groups: env.target_group_arns.clone(),
+        interval: Duration::from_millis(250),
+        timeout: EXECUTION_TIMEOUT,
+    };
+    let mut last: Option<local_stack::timeline::Sample> = None;
+    let timeline = sampler
+        .record(clients, &execution, |s| {
+            if last.as_ref().is_none_or(|l| !l.same_as(s)) {
+                println!("   {}", s.line(blue));
+                last = Some(s.clone());
+            }
+        })
+        .await
+        .with_context(|| format!("running execution {name}"))?;
+    let o = &timeline.outcome;
+    println!(
+        "   {} after {:.1}s",
+        o.status,
+        timeline
+            .samples
+            .last()
+            .map_or(0.0, |s| s.elapsed.as_secs_f64())
+    );
+    println!("   states: {}", o.states_entered().join(" → "));
+    if let Some(error) = &o.error {
+        println!("   error: {error}");
+    }
+    if let Some(cause) = &o.cause {
+        println!("   cause: {cause}");
+    }
+    Ok((timeline, blue))
+}
+
+/// Deploys v2 in two steps; answers the task set v2 runs in.
+async fn deploy_v2(
+    clients: &Clients,
+    env: &Environment,
+    state_machine: &str,
+    claims: &mut Vec<Claim>,
+) -> anyhow::Result<Option<TaskSetView>> {
+    println!("1. Deploy v2 by tag, traffic 25 % then 100 %, poll 1 s, bake 2 s");
+    let request = env.deploy_request(
+        env.tagged_image("v2"),
+        Strategy::Steps {
+            steps: vec![
+                TrafficStep {
+                    green_weight: 25,
+                    bake_seconds: None,
+                },
+                TrafficStep {
+                    green_weight: 100,
+                    bake_seconds: None,
+                },
+            ],
+        },
+        timing(),
+    );
+    let name = sfn::execution_name(&[&env.prefix, "orders-v2"]);
+    let (timeline, blue) = deploy(clients, env, state_machine, &name, &request).await?;
+    let green = 1 - blue;
+    let o = &timeline.outcome;
+    println!();
+
+    claim(
+        claims,
+        "v2: the execution succeeded",
+        o.succeeded(),
+        o.status.as_str(),
+    );
+
+    let weights = inspect::weights(clients, &env.route()).await?;
+    let (a, b) = (
+        inspect::weight_of(&weights, env.tg_a()),
+        inspect::weight_of(&weights, env.tg_b()),
+    );
+    claim(
+        claims,
+        format!(
+            "v2: all traffic on {} (weights {a} / {b})",
+            tg_name(env.tg_b())
+        ),
+        a == 0 && b == 100,
+        "",
+    );
+    claim(
+        claims,
+        "v2: green took part of the traffic before all of it",
+        timeline
+            .samples
+            .iter()
+            .any(|s| s.weights[green] > 0 && s.weights[green] < 100),
+        format!("green weights seen: {}", seen_weights(&timeline, green)),
+    );
+
+    let sets = inspect::task_sets(clients, &env.cluster_name, &env.service_name).await?;
+    claim(
+        claims,
+        "v2: blue's task set is gone",
+        sets.iter().all(|t| t.id != env.blue_task_set_id),
+        task_set_list(&sets),
+    );
+    let v2_digest = env.digest("v2").unwrap_or_default();
+    let mut v2_set = None;
+    let mut images = Vec::new();
+    for t in &sets {
+        let app = inspect::container(clients, &t.task_definition_arn, APP_CONTAINER).await?;
+        let image = app.image().unwrap_or_default().to_string();
+        if image.ends_with(&format!("@{v2_digest}")) {
+            v2_set = Some(t.clone());
+        }
+        images.push(short_image(&image));
+    }
+    claim(
+        claims,
+        "v2: one task set left, running v2 pinned by digest, primary",
+        sets.len() == 1 && v2_set.as_ref().is_some_and(|t| t.status == "PRIMARY"),
+        images.join(", "),
+    );
+
+    match &v2_set {
+        Some(t) => compare_task_definitions(clients, env, &t.task_definition_arn, claims).await?,
+        None => claim(
+            claims,
+            "v2: the task definition kept its secrets block",
+            false,
+            "no v2 task set",
+        ),
+    }
+
+    let leaked = leaked_secrets(env, &timeline);
+    claim(
+        claims,
+        "v2: no secret value in the execution history",
+        leaked == 0,
+        format!("{leaked} leaked"),
+    );
+    println!();
+    Ok(v2_set)
+}
+
+async fn compare_task_definitions(
+    clients: &Clients,
+    env: &Environment,
+    green_task_definition: &str,
+    claims: &mut Vec<Claim>,
+) -> anyhow::Result<()> {
+    let blue = inspect::task_definition(clients, &env.task_definition_arn).await?;
+    let green = inspect::task_definition(clients, green_task_definition).await?;
+    let secrets = |td: &aws_sdk_ecs::types::TaskDefinition| -> Vec<(String, String)> {
+        td.container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(APP_CONTAINER))
+            .map(|c| {
+                c.secrets()
+                    .iter()
+                    .map(|s| (s.name().to_string(), s.value_from().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (blue_secrets, green_secrets) = (secrets(&blue), secrets(&green));
+    claim(
+        claims,
+        "v2: the task definition's secrets block is identical to v1's",
+        !blue_secrets.is_empty() && blue_secrets == green_secrets,
+        format!(
+            "{} entries: {}",
+            green_secrets.len(),
+            green_secrets
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+
+    // Everything but the app's image must survive the clone.
+    let without_image = |td: &aws_sdk_ecs::types::TaskDefinition| {
+        let containers: Vec<_> = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if c.name() == Some(APP_CONTAINER) {
+                    c.image = None;
+                }
+                c
+            })
+            .collect();
+        (
+            containers,
+            td.family().map(str::to_string),
+            td.cpu().map(str::to_string),
+            td.memory().map(str::to_string),
+            td.network_mode().cloned(),
+            td.requires_compatibilities().to_vec(),
+            td.execution_role_arn().map(str::to_string),
+            td.task_role_arn().map(str::to_string),
+            td.runtime_platform().cloned(),
+        )
+    };
+    claim(
+        claims,
+        "v2: every other field of the task definition is kept (only the image changed)",
+        without_image(&blue) == without_image(&green),
+        format!(
+            "{} → {}",
+            short_arn(&env.task_definition_arn),
+            short_arn(green_task_definition)
+        ),
+    );
+    Ok(())
+}
+
+async fn deploy_v3(
+    clients: &Clients,
+    gateway: &Gateway,
+    env: &Environment,
+    state_machine: &str,
+    v2_set: Option<TaskSetView>,
+    claims: &mut Vec<Claim>,
+) -> anyhow::Result<()> {
+    let v3_digest = env.digest("v3").unwrap_or_default().to_string();
+    println!(
+        "2. Deploy v3, whose tasks turn unhealthy {V3_UNHEALTHY_AFTER_SECONDS} s after turning healthy; traffic 50 % (bake 4 s) then 100 %"
+    );
+    gateway
+        .add_fault(&Fault::unhealthy_after(
+            &v3_digest,
+            V3_UNHEALTHY_AFTER_SECONDS,
+        ))
+        .await?;
+    println!("   fault injected for image {}", short_digest(&v3_digest));
+    let request = env.deploy_request(
+        env.pinned_image("v3")?,
+        Strategy::Steps {
+            steps: vec![
+                TrafficStep {
+                    green_weight: 50,
+                    bake_seconds: Some(4),
+                },
+                TrafficStep {
+                    green_weight: 100,
+                    bake_seconds: None,
+                },
+            ],
+        },
+        timing(),
+    );
+    let name = sfn::execution_name(&[&env.prefix, "orders-v3"]);
+    let (timeline, blue) = deploy(clients, env, state_machine, &name, &request).await?;
+    let o = &timeline.outcome;
+    let green = 1 - blue;
+    println!();
+
+    claim(
+        claims,
+        "v3: the execution failed",
+        o.status == ExecutionStatus::Failed,
+        o.status.as_str(),
+    );
+    let cause = o.cause.clone().unwrap_or_default();
+    claim(
+        claims,
+        "v3: it failed with the rollback's reason",
+        o.error.as_deref().is_some_and(|e| !e.is_empty()) && cause.contains("rolled back"),
+        format!(
+            "{}: {}",
+            o.error.as_deref().unwrap_or("no error"),
+            truncate(&cause, 90)
+        ),
+    );
+    let max_green = timeline.max_weight(green);
+    claim(
+        claims,
+        "v3: green had taken traffic before the rollback",
+        max_green > 0,
+        format!("green weights seen: {}", seen_weights(&timeline, green)),
+    );
+
+    let weights = inspect::weights(clients, &env.route()).await?;
+    let (a, b) = (
+        inspect::weight_of(&weights, env.tg_a()),
+        inspect::weight_of(&weights, env.tg_b()),
+    );
+    claim(
+        claims,
+        format!(
+            "v3: all traffic back on v2's {} (weights {a} / {b})",
+            tg_name(env.tg_b())
+        ),
+        a == 0 && b == 100,
+        "",
+    );
+
+    let sets = inspect::task_sets(clients, &env.cluster_name, &env.service_name).await?;
+    let mut v3_sets = 0;
+    for t in &sets {
+        let app = inspect::container(clients, &t.task_definition_arn, APP_CONTAINER).await?;
+        if app.image().unwrap_or_default().contains(&v3_digest) {
+            v3_sets += 1;
+        }
+    }
+    claim(
+        claims,
+        "v3: v3's task set is gone",
+        v3_sets == 0,
+        task_set_list(&sets),
+    );
+    let v2_primary = v2_set
+        .as_ref()
+        .is_some_and(|v2| sets.iter().any(|t| t.id == v2.id && t.status == "PRIMARY"));
+    claim(
+        claims,
+        "v3: v2's task set is still primary",
+        v2_primary,
+        v2_set
+            .map(|t| t.id)
+            .unwrap_or_else(|| "no v2 task set".into()),
+    );
+    let leaked = leaked_secrets(env, &timeline);
+    claim(
+        claims,
+        "v3: no secret value in the execution history",
+        leaked == 0,
+        format!("{leaked} leaked"),
+    );
+    println!();
+    Ok(())
+}
+
+fn leaked_secrets(env: &Environment, timeline: &Timeline) -> usize {
+    let o = &timeline.outcome;
+    let mut text = sfn::history_text(&o.history);
+    text.push_str(o.cause.as_deref().unwrap_or_default());
+    if let Some(out) = &o.output {
+        text.push_str(&out.to_string());
+    }
+    env.secrets
+        .values()
+        .iter()
+        .filter(|v| text.contains(**v))
+        .count()
+}
+
+fn seen_weights(timeline: &Timeline, index: usize) -> String {
+    let mut seen: Vec<i32> = Vec::new();
+    for s in &timeline.samples {
+        if seen.last() != Some(&s.weights[index]) {
+            seen.push(s.weights[index]);
+        }
+    }
+    seen.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn task_set_list(sets: &[TaskSetView]) -> String {
+    if sets.is_empty() {
+        return "no task sets".into();
+    }
+    sets.iter()
+        .map(|t| format!("{} {}", t.id, t.status))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_summary(claims: &[Claim]) {
+    println!("Summary");
+    for c in claims {
+        println!("   {} {}", mark(c.holds), c.text);
+    }
+    let held = claims.iter().filter(|c| c.holds).count();
+    println!("{held} of {} claims hold.", claims.len());
+    if held < claims.len() {
+        println!("Logs of the local stack: .local/logs/ (gateway.log, moto.log, lambda.log)");
+    }
+}
+
+/// The name part of a target group ARN (`…:targetgroup/<name>/<id>`).
+fn tg_name(arn: &str) -> &str {
+    arn.split('/').nth(1).unwrap_or(arn)
+}
+
+/// The resource part of an ARN.
+fn short_arn(arn: &str) -> &str {
+    arn.splitn(6, ':').nth(5).unwrap_or(arn)
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short_digest(digest: &str) -> String {
+    truncate(digest, 19)
+}
+
+/// `repo@sha256:0123456789ab…` without the registry host.
+fn short_image(image: &str) -> String {
+    let no_host = image.split_once('/').map_or(image, |(_, rest)| rest);
+    match no_host.split_once('@') {
+        Some((repo, digest)) => format!("{repo}@{}", short_digest(digest)),
+        None => no_host.to_string(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_and_images_are_shortened_for_reading() {
+        assert_eq!(
+            tg_name(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bg-x-orders-a/73e2d6bc24d8a067"
+            ),
+            "bg-x-orders-a"
+        );
+        assert_eq!(
+            short_arn("arn:aws:ecs:us-east-1:123456789012:task-definition/bg-x-orders:2"),
+            "task-definition/bg-x-orders:2"
+        );
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            short_image(&format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/bg-x/orders@{digest}"
+            )),
+            "bg-x/orders@sha256:abababababab…"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The `shift-traffic` step of the deploy state machine: wiring only, the logic is
+//! [`bluegreen::steps::shift_traffic`].
+
+use bluegreen::aws::AwsClients;
+use bluegreen::steps::shift_traffic::shift_traffic;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let aws = AwsClients::from_env().await;
+    let aws = &aws;
+
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            bluegreen::lambda::handle("shift-traffic", event, |input| {
+                shift_traffic(&aws.ecs, &aws.elb, input)
+            })
+            .await
+        },
+    ))
+    .await
+}

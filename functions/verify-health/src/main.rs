@@ -1,0 +1,23 @@
+//! The `verify-health` step of the deploy state machine: wiring only, the logic is
+//! [`bluegreen::steps::verify_health`].
+
+use bluegreen::aws::AwsClients;
+use bluegreen::steps::verify_health::verify_health;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let aws = AwsClients::from_env().await;
+    let aws = &aws;
+
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            bluegreen::lambda::handle("verify-health", event, |input| {
+                verify_health(&aws.ecs, &aws.elb, input)
+            })
+            .await
+        },
+    ))
+    .await
+}
