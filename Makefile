@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 STACK := local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help tools build local-up local-down demo test unit e2e lint fmt-check clippy asl clean
+.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,15 +40,23 @@ demo: tools build ## a complete local blue/green deploy, rollback and summary on
 
 test: tools lint asl build ## the whole suite: lints, ASL validation, unit tests, end-to-end tests on the local stack
 	$(CARGO) test --workspace --exclude e2e
-	$(STACK) up
-	status=0; $(CARGO) test -p e2e -- --test-threads=4 || status=$$?; $(STACK) down; exit $$status
+	$(MAKE) --no-print-directory on-stack
 
 unit: ## unit tests only (no local stack)
 	$(CARGO) test --workspace --exclude e2e
 
 e2e: tools build ## end-to-end tests only, on a fresh local stack
+	$(MAKE) --no-print-directory on-stack
+
+# The tests that need the local stack: the SDK adapters against moto, then the end-to-end
+# suite. The stack is stopped whatever the outcome.
+LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:$${BG_GATEWAY_PORT:-5100} AWS_ACCESS_KEY_ID=test \
+	AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+on-stack:
 	$(STACK) up
-	status=0; $(CARGO) test -p e2e -- --test-threads=4 || status=$$?; $(STACK) down; exit $$status
+	status=0; { $(LOCAL_AWS) $(CARGO) test -p bluegreen --lib -- --ignored local_aws \
+	  && $(CARGO) test -p e2e -- --test-threads=4; } || status=$$?; \
+	$(STACK) down; exit $$status
 
 lint: fmt-check clippy ## rustfmt and clippy, warnings are errors
 

@@ -7,12 +7,14 @@
 //! - [`timeline`]: samples state, weights and target health while an execution runs.
 //! - [`gateway`]: the gateway's `/_local` control endpoint (faults, health delay, reset).
 //! - [`inspect`]: reads listener weights, target health, task sets and task definitions.
+//! - [`lambda`]: invokes the deploy functions directly through the Lambda Invoke API.
 
 pub mod endpoint;
 pub mod env;
 pub mod gateway;
 pub mod image;
 pub mod inspect;
+pub mod lambda;
 pub mod sfn;
 pub mod timeline;
 pub mod tokens;
