@@ -12,11 +12,13 @@
 
 pub mod aws;
 pub mod config;
+pub mod dynatrace;
 pub mod error;
 pub mod lambda;
 pub mod model;
 pub mod ports;
 pub mod steps;
 pub mod taskdef;
+pub mod verification;
 
 pub use error::{Error, Result};

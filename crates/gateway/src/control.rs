@@ -25,7 +25,7 @@ pub fn not_found(path: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no control call {path}: use /_local/health, /_local/state, /_local/config, /_local/faults or /_local/reset"
+            "no control call {path}: use /_local/health, /_local/state, /_local/config, /_local/faults, /_local/reset or /_local/dynatrace/{{tokens,metrics,events,queries,reset}}"
         ),
     )
 }

@@ -2,10 +2,12 @@
 //!
 //! Lambda invokes go to `cargo lambda watch` (with Lambda's error contract), everything else
 //! to moto, and the ECS control plane moto lacks (tasks of task sets, their targets' health,
-//! ECS counts) is simulated here. See `docs/local-stack.md`.
+//! ECS counts) is simulated here, as is a fake Dynatrace API under `/dynatrace`. See
+//! `docs/local-stack.md`.
 
 pub mod config;
 pub mod control;
+pub mod dynatrace;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control;
+use crate::dynatrace::{self, FakeDynatrace};
 use crate::ecs;
 use crate::elbv2;
 use crate::error::Error;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub lambda_http: reqwest::Client,
     pub moto: MotoClient,
     sim: Mutex<Sim>,
+    dynatrace: Mutex<FakeDynatrace>,
 }
 
 impl AppState {
@@ -59,12 +61,20 @@ impl AppState {
             http,
             lambda_http,
             sim: Mutex::new(Sim::new()),
+            dynatrace: Mutex::new(FakeDynatrace::new()),
         })
     }
 
     /// The simulation; never hold the guard across an `.await`.
     pub fn sim(&self) -> MutexGuard<'_, Sim> {
         self.sim.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fake Dynatrace API; never hold the guard across an `.await`.
+    pub fn dynatrace(&self) -> MutexGuard<'_, FakeDynatrace> {
+        self.dynatrace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes the simulation's target (de)registrations in moto. Failures are logged: the
@@ -112,6 +122,7 @@ enum Route {
     },
     MotoReset,
     Control,
+    Dynatrace,
     Moto(Option<String>),
 }
 
@@ -120,6 +131,9 @@ impl Route {
         let path = req.uri.path();
         if path.starts_with("/_local/") || path == "/_local" {
             return Route::Control;
+        }
+        if path.starts_with("/dynatrace/") || path == "/dynatrace" {
+            return Route::Dynatrace;
         }
         if let Some(function) = lambda::invoked_function(&req.method, path) {
             return Route::Lambda(function);
@@ -152,6 +166,7 @@ impl fmt::Display for Route {
             Route::Elbv2 { action, .. } => write!(f, "elbv2:{action}"),
             Route::MotoReset => f.write_str("moto:reset"),
             Route::Control => f.write_str("control"),
+            Route::Dynatrace => f.write_str("dynatrace"),
             Route::Moto(Some(service)) => write!(f, "moto:{service}"),
             Route::Moto(None) => f.write_str("moto"),
         }
@@ -174,6 +189,18 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(control::clear_faults),
         )
         .route("/_local/reset", post(control::reset))
+        .route(
+            "/_local/dynatrace/tokens",
+            get(dynatrace::control_tokens).post(dynatrace::control_seed_token),
+        )
+        .route(
+            "/_local/dynatrace/metrics",
+            get(dynatrace::control_rules).post(dynatrace::control_add_rule),
+        )
+        .route("/_local/dynatrace/events", get(dynatrace::control_events))
+        .route("/_local/dynatrace/queries", get(dynatrace::control_queries))
+        .route("/_local/dynatrace/reset", post(dynatrace::control_reset))
+        .nest("/dynatrace", dynatrace::api_router())
         .fallback(dispatch)
         .with_state(state)
 }
@@ -201,6 +228,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let route = Route::of(&req);
     let response = match &route {
         Route::Control => control::not_found(req.uri.path()),
+        Route::Dynatrace => dynatrace::not_found(req.uri.path()),
         Route::Lambda(function) => {
             lambda::invoke(&state.lambda_http, &state.lambda_url, function, &req).await
         }
@@ -385,6 +413,10 @@ mod tests {
         assert_eq!(
             route(incoming(Method::GET, "/_local/nope", &[], "")),
             "control"
+        );
+        assert_eq!(
+            route(incoming(Method::GET, "/dynatrace/api/v1/nope", &[], "")),
+            "dynatrace"
         );
         assert_eq!(route(incoming(Method::GET, "/", &[], "")), "moto");
     }
