@@ -39,23 +39,22 @@ demo: tools build ## a complete local blue/green deploy, rollback and summary on
 	status=0; target/debug/demo || status=$$?; $(STACK) down; exit $$status
 
 test: tools lint asl build ## the whole suite: lints, ASL validation, unit tests, end-to-end tests on the local stack
-	$(CARGO) test --workspace --exclude e2e
 	$(MAKE) --no-print-directory on-stack
 
 unit: ## unit tests only (no local stack)
 	$(CARGO) test --workspace --exclude e2e
 
-e2e: tools build ## end-to-end tests only, on a fresh local stack
+e2e: tools build ## the whole test suite on a fresh local stack, without lints
 	$(MAKE) --no-print-directory on-stack
 
-# The tests that need the local stack: the SDK adapters against moto, then the end-to-end
-# suite. The stack is stopped whatever the outcome.
+# One `cargo test` over the whole workspace, so the crates compile with one feature set:
+# unit tests, the SDK adapters against moto (`#[ignore]`d without a stack) and the
+# end-to-end suite. The stack is stopped whatever the outcome.
 LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:$${BG_GATEWAY_PORT:-5100} AWS_ACCESS_KEY_ID=test \
 	AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 on-stack:
 	$(STACK) up
-	status=0; { $(LOCAL_AWS) $(CARGO) test -p bluegreen --lib -- --ignored local_aws \
-	  && $(CARGO) test -p e2e -- --test-threads=4; } || status=$$?; \
+	status=0; $(LOCAL_AWS) $(CARGO) test --workspace -- --include-ignored --test-threads=4 || status=$$?; \
 	$(STACK) down; exit $$status
 
 lint: fmt-check clippy ## rustfmt and clippy, warnings are errors
@@ -71,3 +70,43 @@ asl: $(NODE_STAMP) ## validate the state machine definitions
 
 clean: local-down ## stop the stack and remove build output and tools
 	rm -rf target .tools .local node_modules
+
+# ---- Real AWS: release packages, Terraform, checks of infra/ --------------------------------
+# The functions the Terraform module deploys; one zip each at target/lambda/<fn>/bootstrap.zip.
+FUNCTIONS := validate create-green verify-health shift-traffic drain-blue
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+CHECKOV_VENV := .tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+TF_DIR ?= infra/examples/complete
+TERRAFORM ?= terraform
+TF_PLAN_ARGS ?=
+
+.PHONY: package plan apply infra-check terraform-present
+
+$(CHECKOV_STAMP): infra/tests/requirements.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/tests/requirements.txt
+	touch $@
+
+package: $(VENV_STAMP) ## release arm64 zips of the functions: target/lambda/<fn>/bootstrap.zip
+	if command -v rustup >/dev/null; then rustup target add $(LAMBDA_TARGET); fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 \
+	  --output-format zip $(addprefix --package ,$(FUNCTIONS))
+	ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+
+terraform-present:
+	@command -v $(TERRAFORM) >/dev/null 2>&1 || { \
+	  echo "'$(TERRAFORM)' is not on PATH: make plan and make apply run your own Terraform (>= 1.5)" >&2; \
+	  echo "against your AWS account. Install it, or point TERRAFORM=/path/to/terraform." >&2; exit 1; }
+
+plan: terraform-present package ## terraform plan of $(TF_DIR) into $(TF_DIR)/tfplan (your Terraform, your AWS credentials)
+	$(TERRAFORM) -chdir=$(TF_DIR) init -input=false
+	$(TERRAFORM) -chdir=$(TF_DIR) plan -input=false -out=tfplan $(TF_PLAN_ARGS)
+
+apply: terraform-present ## apply the plan `make plan` saved
+	@test -f $(TF_DIR)/tfplan || { echo "no $(TF_DIR)/tfplan: run make plan first" >&2; exit 1; }
+	$(TERRAFORM) -chdir=$(TF_DIR) apply -input=false tfplan
+	rm -f $(TF_DIR)/tfplan
+
+infra-check: $(VENV_STAMP) $(CHECKOV_STAMP) ## infra/: every .tf parses, checkov, least privilege derived from the code, ASL placeholders
+	$(VENV)/bin/python infra/tests/check_infra.py --checkov $(CHECKOV_VENV)/bin/checkov
