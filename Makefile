@@ -54,7 +54,7 @@ LOCAL_AWS := AWS_ENDPOINT_URL=http://127.0.0.1:$${BG_GATEWAY_PORT:-5100} AWS_ACC
 	AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 on-stack:
 	$(STACK) up
-	status=0; $(LOCAL_AWS) $(CARGO) test --workspace -- --include-ignored --test-threads=4 || status=$$?; \
+	status=0; $(LOCAL_AWS) $(CARGO) test --workspace --no-fail-fast -- --include-ignored --test-threads=4 || status=$$?; \
 	$(STACK) down; exit $$status
 
 lint: fmt-check clippy ## rustfmt and clippy, warnings are errors

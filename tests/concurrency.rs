@@ -65,7 +65,7 @@ async fn of_two_deploys_started_together_one_succeeds_and_the_other_fails_leavin
     assert!(cause.contains(winner_execution), "{cause}");
 
     // And one task set is left, the winner's, running its image, with all the traffic
-    let sets = inspect::task_sets(&stack.clients, &env.cluster_name, &env.service_name).await?;
+    let sets = t.task_sets_once_drained(&stack).await?;
     assert_eq!(sets.len(), 1, "{sets:?}");
     let (winner_id, winner_td) = green_of(won)?;
     assert_eq!(sets[0].id, winner_id);

@@ -137,7 +137,11 @@ async fn expect_green_alone_on_b(
         (0, 100),
         "all traffic on B: {w:?}"
     );
-    let sets = inspect::task_sets(&stack.clients, &env.cluster_name, &env.service_name).await?;
+    // Blue was removed: at most listed as DRAINING while its tasks stop, then gone.
+    let now = inspect::task_sets(&stack.clients, &env.cluster_name, &env.service_name).await?;
+    let live: Vec<_> = now.iter().filter(|t| t.status != "DRAINING").collect();
+    assert_eq!(live.len(), 1, "only green is live: {now:?}");
+    let sets = t.task_sets_once_drained(stack).await?;
     assert_eq!(sets.len(), 1, "only green is left: {sets:?}");
     let green = sets[0].clone();
     assert_ne!(green.id, env.blue_task_set_id, "blue's task set is gone");

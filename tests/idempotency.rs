@@ -39,6 +39,16 @@ fn payload(path: &str, deployment: &Deployment, extra: &[(&str, Value)]) -> anyh
     Ok(p)
 }
 
+/// Deregistration delay of the environments here: a removed task set stays listed as
+/// `DRAINING` this long, well past both runs of a step.
+const SLOW_DRAIN_SECONDS: u32 = 30;
+
+fn slow_draining() -> EnvSpec {
+    let mut spec = EnvSpec::new("");
+    spec.deregistration_delay_seconds = SLOW_DRAIN_SECONDS;
+    spec
+}
+
 /// The deployment `Validate` makes of v2 for this environment, with a fixed execution name.
 fn deployment(t: &TestEnv, execution_name: &str) -> anyhow::Result<Deployment> {
     let env = &t.env;
@@ -123,9 +133,10 @@ async fn wait_until_green_is_healthy(stack: &Stack, payload: &Value) -> anyhow::
 #[tokio::test]
 async fn every_step_of_a_deploy_run_twice_answers_the_same_and_changes_nothing_more()
 -> anyhow::Result<()> {
-    // Given blue on v1 and a deployment of v2 by a fixed execution name
+    // Given blue on v1 and a deployment of v2 by a fixed execution name; a deregistration
+    // delay long enough that a removed task set is still listed (DRAINING) at the second run
     let stack = Stack::connect().await?;
-    let t = stack.environment("idempotent", EnvSpec::new("")).await?;
+    let t = stack.environment("idempotent", slow_draining()).await?;
     let env = &t.env;
     let name = format!("{}-idempotent", env.prefix);
     let d = deployment(&t, &name)?;
@@ -233,11 +244,17 @@ async fn every_step_of_a_deploy_run_twice_answers_the_same_and_changes_nothing_m
     // When drain-blue removeBlue runs twice
     let step = payload("drain-blue/removeBlue.json", &d, &[])?;
     let run = run_twice(&stack, &t, "drain-blue", &step).await?;
-    // Then, both runs alike: blue is gone, green alone and primary
+    // Then, both runs alike: blue is removed (DRAINING until its tasks stopped), green is the
+    // one live task set and primary
     assert_eq!(run.output["removedTaskSetId"], json!(env.blue_task_set_id));
-    assert_eq!(run.after.task_sets.len(), 1, "{:#?}", run.after);
-    assert_eq!(run.after.task_sets[0].id, green_id);
-    assert_eq!(run.after.task_sets[0].status, "PRIMARY");
+    assert_eq!(
+        status_of(&run.after, &env.blue_task_set_id).as_deref(),
+        Some("DRAINING")
+    );
+    let live = run.after.live_task_sets();
+    assert_eq!(live.len(), 1, "{:#?}", run.after);
+    assert_eq!(live[0].id, green_id);
+    assert_eq!(live[0].status, "PRIMARY");
     assert_eq!(
         (
             run.after.weight_of(env.tg_a()),
@@ -252,9 +269,10 @@ async fn every_step_of_a_deploy_run_twice_answers_the_same_and_changes_nothing_m
 #[tokio::test]
 async fn every_step_of_a_rollback_run_twice_answers_the_same_and_changes_nothing_more()
 -> anyhow::Result<()> {
-    // Given green created for v2 and taking 50 % of the traffic
+    // Given green created for v2 and taking 50 % of the traffic; a deregistration delay long
+    // enough that a removed task set is still listed (DRAINING) at the second run
     let stack = Stack::connect().await?;
-    let t = stack.environment("idem_rollback", EnvSpec::new("")).await?;
+    let t = stack.environment("idem_rollback", slow_draining()).await?;
     let env = &t.env;
     let name = format!("{}-rollback", env.prefix);
     let d = deployment(&t, &name)?;
@@ -317,12 +335,22 @@ async fn every_step_of_a_rollback_run_twice_answers_the_same_and_changes_nothing
     // When drain-blue removeGreen runs twice
     let step = payload("drain-blue/removeGreen.json", &d, &[])?;
     let run = run_twice(&stack, &t, "drain-blue", &step).await?;
-    // Then, both runs alike: green and its revision are gone, blue primary
+    // Then, both runs alike: green is removed (DRAINING until its tasks stopped) and its
+    // revision deregistered, blue the one live task set and primary
     assert_eq!(run.output["removedTaskSetId"], json!(green_id));
     assert_eq!(run.output["primaryTaskSetId"], json!(env.blue_task_set_id));
-    assert_eq!(run.after.task_sets.len(), 1, "{:#?}", run.after);
-    assert_eq!(run.after.task_sets[0].id, env.blue_task_set_id);
-    assert_eq!(run.after.task_sets[0].status, "PRIMARY");
+    assert_eq!(run.output["waitSeconds"], json!(SLOW_DRAIN_SECONDS));
+    let live = run.after.live_task_sets();
+    assert_eq!(live.len(), 1, "{:#?}", run.after);
+    assert_eq!(live[0].id, env.blue_task_set_id);
+    assert_eq!(live[0].status, "PRIMARY");
+    let green_now = run.after.task_sets.iter().find(|t| t.id == green_id);
+    assert_eq!(
+        green_now.map(|t| t.status.as_str()),
+        Some("DRAINING"),
+        "{:#?}",
+        run.after
+    );
     assert_eq!(
         run.after.active_revisions,
         std::slice::from_ref(&env.task_definition_arn)
@@ -335,10 +363,7 @@ async fn every_step_of_a_rollback_run_twice_answers_the_same_and_changes_nothing
     assert_eq!(td.status(), Some(&TaskDefinitionStatus::Inactive));
     let blue_app =
         inspect::container(&stack.clients, &env.task_definition_arn, APP_CONTAINER).await?;
-    assert_eq!(
-        run.after.task_sets[0].app_image,
-        blue_app.image().unwrap_or_default()
-    );
+    assert_eq!(live[0].app_image, blue_app.image().unwrap_or_default());
     run.expect_same_answer();
     Ok(())
 }

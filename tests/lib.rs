@@ -122,6 +122,24 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// The service's task sets once none is `DRAINING` any more (a removed task set is listed
+    /// so until its tasks stopped, as in ECS).
+    ///
+    /// # Errors
+    /// When one still drains after a minute, or the service cannot be read.
+    pub async fn task_sets_once_drained(
+        &self,
+        stack: &Stack,
+    ) -> anyhow::Result<Vec<inspect::TaskSetView>> {
+        inspect::task_sets_once_drained(
+            &stack.clients,
+            &self.env.cluster_name,
+            &self.env.service_name,
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
     /// Starts execution `name` of `request` and samples it every 250 ms until it ends.
     ///
     /// # Errors
@@ -212,6 +230,14 @@ pub struct TaskSetSnapshot {
 }
 
 impl Snapshot {
+    /// The task sets that are not `DRAINING` (removed ones are, until their tasks stopped).
+    pub fn live_task_sets(&self) -> Vec<&TaskSetSnapshot> {
+        self.task_sets
+            .iter()
+            .filter(|t| t.status != "DRAINING")
+            .collect()
+    }
+
     /// Reads the snapshot of `env` now.
     ///
     /// # Errors

@@ -71,7 +71,12 @@ async fn expect_rolled_back(
         "all traffic back on blue: {w:?}"
     );
 
-    let sets = inspect::task_sets(&stack.clients, &env.cluster_name, &env.service_name).await?;
+    // Green was removed: at most listed as DRAINING while its tasks stop, then gone.
+    let now = inspect::task_sets(&stack.clients, &env.cluster_name, &env.service_name).await?;
+    let live: Vec<_> = now.iter().filter(|t| t.status != "DRAINING").collect();
+    assert_eq!(live.len(), 1, "only blue is live: {now:?}");
+    assert_eq!(live[0].id, env.blue_task_set_id);
+    let sets = t.task_sets_once_drained(stack).await?;
     assert_eq!(sets.len(), 1, "only blue is left: {sets:?}");
     assert_eq!(sets[0].id, env.blue_task_set_id);
     assert_eq!(sets[0].status, "PRIMARY");

@@ -86,6 +86,12 @@ pub struct TaskSetState {
 }
 
 impl TaskSetState {
+    /// Whether the task set was deleted and its tasks are stopping: ECS lists a deleted task
+    /// set as `DRAINING` until they stopped. It takes no part in any deployment any more.
+    pub fn is_draining(&self) -> bool {
+        self.status == "DRAINING"
+    }
+
     /// The target group this task set's tasks register in.
     pub fn target_group_arn(&self) -> Option<&str> {
         self.load_balancers

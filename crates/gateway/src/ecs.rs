@@ -77,7 +77,7 @@ pub async fn handle(state: &AppState, op: &str, req: &Incoming) -> Response {
         )
         .into_response();
     }
-    patch_answer(&state.sim(), op, &mut answer, now_millis());
+    patch_answer(&state.sim(), op, &request, &mut answer, now_millis());
     upstream.with_json(&answer).into_response()
 }
 
@@ -95,7 +95,9 @@ async fn follow(
             return sync_task_set(state, scope, request, &answer["taskSet"]).await;
         }
         "DeleteTaskSet" => match str_field(&answer["taskSet"], "taskSetArn") {
-            Some(arn) => state.sim().delete_task_set(arn, now),
+            Some(arn) => state
+                .sim()
+                .delete_task_set(arn, Some(answer["taskSet"].clone()), now),
             None => return Ok(()),
         },
         "UpdateService" if request.get("desiredCount").is_some() => {
@@ -380,17 +382,40 @@ fn patch_one(sim: &Sim, task_set: Option<&mut Value>, now: Millis) {
     }
 }
 
-/// Lays the simulated counts over moto's answer to `op`.
-pub fn patch_answer(sim: &Sim, op: &str, answer: &mut Value, now: Millis) {
+/// Lays the simulated counts over moto's answer to `op` (whose request was `request`), and
+/// lists deleted task sets as `DRAINING` until their tasks stopped, as ECS does.
+pub fn patch_answer(sim: &Sim, op: &str, request: &Value, answer: &mut Value, now: Millis) {
     match op {
         "DescribeServices" => {
             let Some(services) = answer.get_mut("services").and_then(Value::as_array_mut) else {
                 return;
             };
             for service in services {
+                if let (Some(cluster), Some(arn)) = (
+                    str_field(service, "clusterArn").map(str::to_owned),
+                    str_field(service, "serviceArn").map(str::to_owned),
+                ) {
+                    let draining = draining_task_sets(sim, &cluster, &arn, None, now);
+                    if let Some(list) = service.get_mut("taskSets").and_then(Value::as_array_mut) {
+                        list.extend(draining);
+                    }
+                }
                 patch_task_sets(sim, service.get_mut("taskSets"), now);
                 patch_service(sim, service, now);
             }
+        }
+        "DescribeTaskSets" => {
+            let cluster = str_field(request, "cluster").unwrap_or("default");
+            let filter: Option<Vec<&str>> = request["taskSets"]
+                .as_array()
+                .map(|names| names.iter().filter_map(Value::as_str).collect());
+            if let Some(service) = str_field(request, "service") {
+                let draining = draining_task_sets(sim, cluster, service, filter.as_deref(), now);
+                if let Some(list) = answer.get_mut("taskSets").and_then(Value::as_array_mut) {
+                    list.extend(draining);
+                }
+            }
+            patch_task_sets(sim, answer.get_mut("taskSets"), now);
         }
         "UpdateService" | "DeleteService" => {
             if let Some(service) = answer.get_mut("service") {
@@ -398,12 +423,33 @@ pub fn patch_answer(sim: &Sim, op: &str, answer: &mut Value, now: Millis) {
                 patch_service(sim, service, now);
             }
         }
-        "DescribeTaskSets" => patch_task_sets(sim, answer.get_mut("taskSets"), now),
         "CreateTaskSet" | "UpdateTaskSet" | "DeleteTaskSet" => {
             patch_one(sim, answer.get_mut("taskSet"), now);
         }
         _ => {}
     }
+}
+
+/// moto's descriptions of the service's task sets that are still draining, those named in
+/// `filter` (ids or ARNs) when given; `patch_task_sets` marks them `DRAINING`.
+fn draining_task_sets(
+    sim: &Sim,
+    cluster: &str,
+    service: &str,
+    filter: Option<&[&str]>,
+    now: Millis,
+) -> Vec<Value> {
+    sim.draining_task_sets(cluster, service, now)
+        .into_iter()
+        .filter(|ts| {
+            filter.is_none_or(|names| {
+                names.iter().any(|n| {
+                    *n == ts.spec.arn || *n == ts.spec.id || ts.spec.arn.ends_with(&format!("/{n}"))
+                })
+            })
+        })
+        .filter_map(|ts| ts.removed.clone())
+        .collect()
 }
 
 fn patch_service(sim: &Sim, service: &mut Value, now: Millis) {
@@ -424,6 +470,10 @@ mod tests {
     const T0: Millis = 1_800_000_000_000;
 
     fn simulated_sim() -> Sim {
+        simulated_sim_behind(vec![])
+    }
+
+    fn simulated_sim_behind(target_groups: Vec<TargetGroup>) -> Sim {
         let mut sim = Sim::new();
         sim.apply_task_set(
             TaskSetUpdate {
@@ -439,7 +489,7 @@ mod tests {
                         name: "web".into(),
                         image: "repo/app:v1".into(),
                     }],
-                    target_groups: vec![],
+                    target_groups,
                     subnet_id: Some("subnet-1".into()),
                 },
                 scope: Scope::default(),
@@ -464,7 +514,7 @@ mod tests {
                 {"taskSetArn": "arn:other", "stabilityStatus": "STEADY_STATE"}
             ]
         }]});
-        patch_answer(&sim, "DescribeServices", &mut answer, T0);
+        patch_answer(&sim, "DescribeServices", &json!({}), &mut answer, T0);
         let service = &answer["services"][0];
         assert_eq!(service["runningCount"], 2);
         assert_eq!(service["pendingCount"], 0);
@@ -476,6 +526,45 @@ mod tests {
             None,
             "not simulated"
         );
+    }
+
+    #[test]
+    fn a_deleted_task_set_is_listed_as_draining_until_its_tasks_stopped() {
+        let mut sim = simulated_sim_behind(vec![TargetGroup {
+            arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/b/1".into(),
+            port: Some(8080),
+            deregistration_delay_ms: 5000,
+        }]);
+        let described = json!({"taskSetArn": TS_ARN, "id": "ecs-svc/42", "status": "ACTIVE"});
+        sim.delete_task_set(TS_ARN, Some(described), T0 + 1000);
+        let service = |at| {
+            let mut answer = json!({"services": [{
+                "serviceArn": SERVICE_ARN,
+                "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/c1",
+                "taskSets": [{"taskSetArn": "arn:other", "status": "PRIMARY"}]
+            }]});
+            patch_answer(&sim, "DescribeServices", &json!({}), &mut answer, at);
+            answer["services"][0]["taskSets"].clone()
+        };
+        let during = service(T0 + 1000);
+        assert_eq!(during.as_array().map(Vec::len), Some(2), "{during}");
+        assert_eq!(during[1]["taskSetArn"], TS_ARN);
+        assert_eq!(during[1]["status"], "DRAINING");
+        assert_eq!(during[1]["computedDesiredCount"], 0);
+
+        let by_id = |id: &str| {
+            let mut answer = json!({"taskSets": []});
+            let request = json!({"cluster": "c1", "service": "svc", "taskSets": [id]});
+            patch_answer(&sim, "DescribeTaskSets", &request, &mut answer, T0 + 1000);
+            answer["taskSets"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(by_id("ecs-svc/42"), 1);
+        assert_eq!(by_id(TS_ARN), 1);
+        assert_eq!(by_id("ecs-svc/7"), 0);
+
+        // Once its targets drained and its tasks stopped, the task set is gone, as in ECS.
+        let after = service(T0 + 6000);
+        assert_eq!(after.as_array().map(Vec::len), Some(1), "{after}");
     }
 
     #[test]

@@ -258,6 +258,9 @@ pub struct TaskSet {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub deleted_at: Option<Millis>,
+    /// moto's description of the task set when it was deleted: ECS keeps listing a deleted
+    /// task set as `DRAINING` until its tasks stopped, moto drops it at once.
+    pub removed: Option<serde_json::Value>,
     pub tasks: Vec<Task>,
 }
 
@@ -484,6 +487,7 @@ impl Sim {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                removed: None,
                 tasks: Vec::new(),
             });
         if ts.deleted_at.is_some() {
@@ -570,8 +574,15 @@ impl Sim {
         changes
     }
 
-    /// Drains and stops every task of a deleted task set; it stays listed for its stopped tasks.
-    pub fn delete_task_set(&mut self, arn: &str, now: Millis) -> Changes {
+    /// Drains and stops every task of a deleted task set; it stays listed for its stopped tasks,
+    /// and as a `DRAINING` task set of its service (`described`, moto's description of it)
+    /// until they stopped.
+    pub fn delete_task_set(
+        &mut self,
+        arn: &str,
+        described: Option<serde_json::Value>,
+        now: Millis,
+    ) -> Changes {
         let mut changes = self.sweep(now);
         let Sim {
             config,
@@ -583,8 +594,28 @@ impl Sim {
             ts.computed_desired = 0;
             changes.extend(reconcile(ts, ips, *config, now));
             ts.deleted_at = Some(now);
+            ts.removed = described;
         }
         changes
+    }
+
+    /// Deleted task sets of service `service` (name or ARN) in cluster `cluster` (name or
+    /// ARN) whose tasks have not all stopped yet: what ECS still lists as `DRAINING`.
+    pub fn draining_task_sets(&self, cluster: &str, service: &str, now: Millis) -> Vec<&TaskSet> {
+        let (cluster, service) = (last_segment(cluster), last_segment(service));
+        let mut draining: Vec<&TaskSet> = self
+            .task_sets
+            .values()
+            .filter(|ts| ts.removed.is_some())
+            .filter(|ts| ts.spec.cluster_name() == cluster && ts.spec.service_name() == service)
+            .filter(|ts| {
+                self.task_views(ts, now)
+                    .iter()
+                    .any(|t| t.last_status != "STOPPED")
+            })
+            .collect();
+        draining.sort_by_key(|ts| ts.created_at);
+        draining
     }
 
     /// Deletes every task set of a deleted service.
@@ -597,7 +628,7 @@ impl Sim {
             .collect();
         let mut changes = Changes::default();
         for arn in arns {
-            changes.extend(self.delete_task_set(&arn, now));
+            changes.extend(self.delete_task_set(&arn, None, now));
         }
         changes
     }
@@ -1237,12 +1268,28 @@ mod tests {
     fn deleting_a_task_set_drains_every_target_then_removes_it() {
         let mut sim = Sim::new();
         sim.apply_task_set(update("app:v1", 100.0, 2), T0);
-        sim.delete_task_set(TS_ARN, T0 + 10 * SECOND);
+        let described = serde_json::json!({"taskSetArn": TS_ARN, "status": "ACTIVE"});
+        sim.delete_task_set(TS_ARN, Some(described.clone()), T0 + 10 * SECOND);
         assert_eq!(states(&sim, T0 + 11 * SECOND), ["draining", "draining"]);
+        let listed = |sim: &Sim, at| -> Vec<Option<serde_json::Value>> {
+            sim.draining_task_sets("c1", "svc", at)
+                .into_iter()
+                .map(|ts| ts.removed.clone())
+                .collect()
+        };
+        assert_eq!(
+            listed(&sim, T0 + 11 * SECOND),
+            [Some(described)],
+            "listed while its tasks drain"
+        );
         let changes = sim.sweep(T0 + 15 * SECOND);
         assert_eq!(changes.deregister[0].targets.len(), 2);
         assert_eq!(states(&sim, T0 + 15 * SECOND), ["unused", "unused"]);
         assert!(!sim.knows(TS_ARN));
+        assert!(
+            listed(&sim, T0 + 15 * SECOND).is_empty(),
+            "gone once its tasks stopped"
+        );
         let stopped = sim.list_tasks(&TaskQuery {
             cluster: "c1".into(),
             started_by: "ecs-svc/1234567890123456789".into(),

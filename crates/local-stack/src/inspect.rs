@@ -206,6 +206,30 @@ pub async fn wait_until_healthy(
     }
 }
 
+/// Waits until no task set of the service is `DRAINING` (a removed task set is listed so
+/// until its targets drained and its tasks stopped, as in ECS), and answers the task sets.
+///
+/// # Errors
+/// When a task set is still draining after `timeout`, or the service cannot be read.
+pub async fn task_sets_once_drained(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<TaskSetView>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let sets = task_sets(clients, cluster, service).await?;
+        if sets.iter().all(|t| t.status != "DRAINING") {
+            return Ok(sets);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("service {service} still has a DRAINING task set after {timeout:?}: {sets:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One task set of a service, as the assertions need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskSetView {

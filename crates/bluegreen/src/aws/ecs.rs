@@ -442,16 +442,13 @@ impl Ecs for SdkEcs {
                 Err(service_not_found(cluster, service))
             }
             // moto (and older ECS) report a missing task set as a plain ClientException:
-            // read the service instead of matching the message.
+            // read the service instead of matching the message. One still listed as
+            // DRAINING was deleted already.
             Err(e) if service_error_is(&e, |s| s.is_client_exception()) => {
-                if self
-                    .find_task_set(cluster, service, task_set)
-                    .await?
-                    .is_none()
-                {
-                    Ok(())
-                } else {
-                    Err(Error::aws("DeleteTaskSet", resource, e))
+                match self.find_task_set(cluster, service, task_set).await? {
+                    None => Ok(()),
+                    Some(t) if t.status() == Some("DRAINING") => Ok(()),
+                    Some(_) => Err(Error::aws("DeleteTaskSet", resource, e)),
                 }
             }
             Err(e) => Err(Error::aws("DeleteTaskSet", resource, e)),

@@ -570,16 +570,16 @@ mod tests {
                 .delete_task_set(&cluster, "orders", &second.id)
                 .await
                 .unwrap();
-            assert_eq!(
-                clients
-                    .ecs
-                    .service(&cluster, "orders")
-                    .await
-                    .unwrap()
-                    .task_sets
-                    .len(),
-                1
-            );
+            // The deleted one is listed DRAINING until its tasks stopped, as in ECS.
+            let listed = clients
+                .ecs
+                .service(&cluster, "orders")
+                .await
+                .unwrap()
+                .task_sets;
+            let live: Vec<_> = listed.iter().filter(|t| !t.is_draining()).collect();
+            assert_eq!(live.len(), 1, "{listed:?}");
+            assert_eq!(live[0].id, created.id);
 
             // ECR: a pushed tag resolves to its digest.
             let repository = unique("orders");

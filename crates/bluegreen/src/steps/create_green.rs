@@ -61,6 +61,12 @@ pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
     };
 
     if let Some(green) = found.green {
+        if green.is_draining() {
+            return Err(Error::PreconditionFailed(format!(
+                "green task set {} of execution {} was removed (DRAINING); a removed green is not brought back, start a new deployment",
+                green.id, d.execution_name
+            )));
+        }
         // A re-run: this execution created green already.
         let green_td = ecs.task_definition(&green.task_definition_arn).await?;
         let image = taskdef::image_of(&green_td, &d.container)?.to_string();
@@ -75,11 +81,11 @@ pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
             blue.id, blue.status
         )));
     }
-    if let Some(other) =
-        found.service.task_sets.iter().find(|t| {
-            t.id != blue.id && t.external_id.as_deref() != Some(d.execution_name.as_str())
-        })
-    {
+    if let Some(other) = found.service.task_sets.iter().find(|t| {
+        t.id != blue.id
+            && !t.is_draining()
+            && t.external_id.as_deref() != Some(d.execution_name.as_str())
+    }) {
         return Err(Error::DeploymentInProgress(format!(
             "{name} already has a second task set {} (externalId {}); another deployment holds the service",
             other.id,
@@ -184,8 +190,8 @@ fn first_come(a: &TaskSetState, b: &TaskSetState) -> Ordering {
     at(a).total_cmp(&at(b)).then_with(|| a.id.cmp(&b.id))
 }
 
-/// Re-reads the service; when another execution's non-primary task set is older than
-/// `green`, removes `green` (and `revision`, when this call registered it and nothing else
+/// Re-reads the service; when another execution's non-primary, live task set is older than
+/// `green` (a `DRAINING` one lost already), removes `green` (and `revision`, when this call registered it and nothing else
 /// uses it) and fails.
 async fn lose_to_an_older_rival<E: Ecs>(
     ecs: &E,
@@ -197,7 +203,7 @@ async fn lose_to_an_older_rival<E: Ecs>(
     let winner = service
         .task_sets
         .iter()
-        .filter(|t| t.status != "PRIMARY" && t.id != green.id)
+        .filter(|t| t.status != "PRIMARY" && !t.is_draining() && t.id != green.id)
         .filter(|t| t.external_id.as_deref() != Some(d.execution_name.as_str()))
         .filter(|t| first_come(t, green) == Ordering::Less)
         .min_by(|a, b| first_come(a, b));
@@ -579,9 +585,20 @@ mod tests {
         assert_eq!(err.error_type(), "DeploymentInProgress");
         assert!(err.to_string().contains(RIVAL), "{err}");
         let service = fake.service_now();
-        assert!(service.by_external_id(EXECUTION).is_none());
+        assert!(
+            service
+                .by_external_id(EXECUTION)
+                .is_some_and(|t| t.is_draining())
+        );
         let winner = service.by_external_id(RIVAL).unwrap().clone();
-        assert_eq!(service.task_sets.len(), 2);
+        assert_eq!(
+            service
+                .task_sets
+                .iter()
+                .filter(|t| !t.is_draining())
+                .count(),
+            2
+        );
         assert_eq!(
             fake.task_definition_status("orders:2").as_deref(),
             Some("INACTIVE")
@@ -606,6 +623,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_older_task_set_still_draining_neither_blocks_green_nor_wins_the_race() {
+        // Given an earlier deployment's task set on green's target group, removed and still
+        // draining (older than anything this execution creates)
+        let fake = FakeAws::blue();
+        let earlier = fake.add_green(RIVAL);
+        fake.update_task_set(&earlier.id, |t| t.status = "DRAINING".into());
+
+        // When this execution creates its green
+        let out = run(&fake).await.unwrap();
+
+        // Then green exists, on the idle target group, and is not removed again
+        assert_ne!(out.green.id, earlier.id);
+        assert_eq!(out.green.target_group_arn, TG_B);
+        assert!(!fake.removed(&out.green.id));
+        assert_eq!(run(&fake).await.unwrap(), out);
+    }
+
+    #[tokio::test]
+    async fn a_removed_green_is_not_brought_back_by_a_rerun() {
+        let fake = FakeAws::blue();
+        let first = run(&fake).await.unwrap();
+        fake.update_task_set(&first.green.id, |t| t.status = "DRAINING".into());
+        fake.clear_calls();
+
+        let err = run(&fake).await.unwrap_err();
+
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains("DRAINING"), "{err}");
+        assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_younger_rival_found_on_a_rerun_loses_and_removes_its_own_task_set() {
         // Given our green, and a rival's green created after it
         let fake = FakeAws::blue();
@@ -625,7 +674,7 @@ mod tests {
         assert_eq!(err.error_type(), "DeploymentInProgress");
         assert!(err.to_string().contains(EXECUTION), "{err}");
         assert!(fake.task_set(&ours.green.id).is_some());
-        assert!(fake.task_set(&rival.id).is_none());
+        assert!(fake.removed(&rival.id));
     }
 
     #[tokio::test]

@@ -19,11 +19,16 @@ use crate::steps::{DrainAction, DrainBlueInput, DrainBlueOutput, Sides, sides};
 ///   primary task set (unless it is already). `wait_seconds` is `timing.drainDelaySeconds`
 ///   or else the deregistration delay of blue's target group.
 /// - [`DrainAction::RemoveBlue`]: green must be primary and blue's target group must get no
-///   traffic; deletes blue's task set (already gone is fine). `wait_seconds` is 0.
-/// - [`DrainAction::RemoveGreen`] (rollback): without a green task set, nothing to do.
-///   Otherwise green's target group must get no traffic; makes blue primary again if green
-///   is, deregisters green's task definition revision unless a remaining task set runs it,
-///   and deletes green. `wait_seconds` is green's target group deregistration delay.
+///   traffic; deletes blue's task set (already gone, or `DRAINING`, is fine). `wait_seconds`
+///   is 0.
+/// - [`DrainAction::RemoveGreen`] (rollback): without a green task set, nothing to do; a
+///   `DRAINING` green was removed already. Otherwise green's target group must get no
+///   traffic; makes blue primary again if green is, deregisters green's task definition
+///   revision unless a remaining task set runs it, and deletes green. `wait_seconds` is
+///   green's target group deregistration delay.
+///
+/// A removed task set stays listed as `DRAINING` until its tasks stopped, so a second run
+/// answers what the first did.
 ///
 /// # Errors
 /// - [`Error::PreconditionFailed`] when the action would be unsafe: promoting a green that
@@ -52,6 +57,12 @@ async fn promote<E: Ecs, L: LoadBalancer>(
     sides: Sides,
 ) -> Result<DrainBlueOutput> {
     let green = require_green(d, sides.green, "promote")?;
+    if green.is_draining() {
+        return Err(Error::PreconditionFailed(format!(
+            "green task set {} of execution {} was removed (DRAINING); it cannot be promoted",
+            green.id, d.execution_name
+        )));
+    }
     let green_tg = target_group_of(d, &green)?;
     let blue_tg = other_group(d, &green, green_tg)?;
     let weights = elb.forward_weights(&d.route()).await?;
@@ -110,6 +121,15 @@ async fn remove_blue<E: Ecs, L: LoadBalancer>(
             wait_seconds: 0,
         });
     };
+    if blue.is_draining() {
+        info!(service = %d.service, task_set = %blue.id, "blue was removed already and is draining");
+        return Ok(DrainBlueOutput {
+            action: DrainAction::RemoveBlue,
+            primary_task_set_id: Some(green.id),
+            removed_task_set_id: Some(blue.id),
+            wait_seconds: 0,
+        });
+    }
     let green_tg = target_group_of(d, &green)?;
     let pair_blue_tg = other_group(d, &green, green_tg)?;
     let weights = elb.forward_weights(&d.route()).await?;
@@ -128,7 +148,12 @@ async fn remove_blue<E: Ecs, L: LoadBalancer>(
             )));
         }
     }
-    let others = sides.service.task_sets.len().saturating_sub(2);
+    let others = sides
+        .service
+        .task_sets
+        .iter()
+        .filter(|t| !t.is_draining() && t.id != blue.id && t.id != green.id)
+        .count();
     if others > 0 {
         warn!(
             service = %d.service,
@@ -164,6 +189,16 @@ async fn remove_green<E: Ecs, L: LoadBalancer>(
     };
     // Check everything before changing anything.
     let green_tg = target_group_of(d, &green)?;
+    if green.is_draining() {
+        info!(service = %d.service, task_set = %green.id, "green was removed already and is draining");
+        let wait_seconds = elb.deregistration_delay(green_tg).await?;
+        return Ok(DrainBlueOutput {
+            action: DrainAction::RemoveGreen,
+            primary_task_set_id: sides.service.primary().map(|p| p.id.clone()),
+            removed_task_set_id: Some(green.id.clone()),
+            wait_seconds,
+        });
+    }
     let weights = elb.forward_weights(&d.route()).await?;
     let weight = weight_of(&weights, green_tg);
     if weight != 0 {
@@ -380,16 +415,47 @@ mod tests {
         assert_eq!(out.removed_task_set_id.as_deref(), Some(blue.as_str()));
         assert_eq!(out.primary_task_set_id.as_deref(), Some(green.as_str()));
         assert_eq!(out.wait_seconds, 0);
-        assert!(fake.task_set(&blue).is_none());
-        assert_eq!(fake.service_now().task_sets.len(), 1);
+        assert!(fake.removed(&blue));
         assert_eq!(
             fake.task_definition_status(BLUE_TASK_DEFINITION).as_deref(),
             Some("ACTIVE")
         );
 
-        // And a re-run finds blue gone and changes nothing
+        // And a re-run while blue drains answers the same and changes nothing
         let again = rerun_changes_nothing(&fake, &d, DrainAction::RemoveBlue).await;
-        assert_eq!(again.removed_task_set_id, None);
+        assert_eq!(again, out);
+
+        // And once blue's tasks stopped, only green is listed and a re-run is still a no-op
+        fake.finish_draining();
+        assert_eq!(fake.service_now().task_sets.len(), 1);
+        let after = rerun_changes_nothing(&fake, &d, DrainAction::RemoveBlue).await;
+        assert_eq!(after.removed_task_set_id, None);
+        assert_eq!(after.primary_task_set_id.as_deref(), Some(green.as_str()));
+    }
+
+    #[tokio::test]
+    async fn remove_blue_tells_this_deployments_blue_from_an_earlier_one_still_draining() {
+        // Given an earlier deployment's task set still draining on green's target group, and
+        // this deployment's blue removed and draining on the other one
+        let (fake, blue, green) = deployed(0, 100);
+        let earlier = fake.add_green("orders-0000000000000000");
+        fake.update_task_set(&earlier.id, |t| {
+            t.status = "DRAINING".into();
+            t.created_at = Some(1.0);
+        });
+        let d = fake.deployment();
+        drain_blue(&fake, &fake, input(&d, DrainAction::Promote))
+            .await
+            .unwrap();
+        let out = drain_blue(&fake, &fake, input(&d, DrainAction::RemoveBlue))
+            .await
+            .unwrap();
+        assert_eq!(out.removed_task_set_id.as_deref(), Some(blue.as_str()));
+
+        // When the step runs again, it reports this deployment's blue, not the earlier one
+        let again = rerun_changes_nothing(&fake, &d, DrainAction::RemoveBlue).await;
+        assert_eq!(again, out);
+        assert_eq!(again.primary_task_set_id.as_deref(), Some(green.as_str()));
     }
 
     #[tokio::test]
@@ -450,7 +516,7 @@ mod tests {
 
         // Then blue is primary again, green is gone, its revision inactive, blue's kept
         assert_eq!(fake.service_now().primary().unwrap().id, blue);
-        assert!(fake.task_set(&green).is_none());
+        assert!(fake.removed(&green));
         assert_eq!(
             fake.task_definition_status(&green_revision).as_deref(),
             Some("INACTIVE")
@@ -463,10 +529,15 @@ mod tests {
         assert_eq!(out.removed_task_set_id.as_deref(), Some(green.as_str()));
         assert_eq!(out.wait_seconds, TG_B_DELAY);
 
-        // And a re-run is a no-op
+        // And a re-run while green drains answers the same and changes nothing
         let again = rerun_changes_nothing(&fake, &d, DrainAction::RemoveGreen).await;
-        assert_eq!(again.removed_task_set_id, None);
-        assert_eq!(again.primary_task_set_id.as_deref(), Some(blue.as_str()));
+        assert_eq!(again, out);
+
+        // And once green's tasks stopped, a re-run is a no-op that finds nothing to remove
+        fake.finish_draining();
+        let after = rerun_changes_nothing(&fake, &d, DrainAction::RemoveGreen).await;
+        assert_eq!(after.removed_task_set_id, None);
+        assert_eq!(after.primary_task_set_id.as_deref(), Some(blue.as_str()));
     }
 
     #[tokio::test]
@@ -487,7 +558,7 @@ mod tests {
         .unwrap();
 
         // Then the revision stays active for blue
-        assert!(fake.task_set(&green).is_none());
+        assert!(fake.removed(&green));
         assert_eq!(fake.service_now().primary().unwrap().id, blue);
         assert_eq!(
             fake.task_definition_status(BLUE_TASK_DEFINITION).as_deref(),
@@ -553,7 +624,7 @@ mod tests {
 
         // Then green is gone and its revision inactive
         assert_eq!(out.removed_task_set_id.as_deref(), Some(green.as_str()));
-        assert!(fake.task_set(&green).is_none());
+        assert!(fake.removed(&green));
         assert_eq!(
             fake.task_definition_status(&revision).as_deref(),
             Some("INACTIVE")

@@ -570,6 +570,16 @@ impl FakeAws {
     }
 
     /// Changes the service in place (desired count, controller, task sets…).
+    /// Whether the task set was removed: `DRAINING`, or no longer listed.
+    pub fn removed(&self, id: &str) -> bool {
+        self.task_set(id).is_none_or(|t| t.is_draining())
+    }
+
+    /// The `DRAINING` task sets' tasks stopped: ECS stops listing them.
+    pub fn finish_draining(&self) {
+        self.update_service(|s| s.task_sets.retain(|t| !t.is_draining()));
+    }
+
     pub fn update_service(&self, change: impl FnOnce(&mut ServiceState)) {
         change(self.lock().service_mut(CLUSTER, SERVICE).unwrap());
     }
@@ -790,7 +800,7 @@ impl Ecs for FakeAws {
                 "the specified task set does not exist",
             ));
         }
-        for t in &mut svc.task_sets {
+        for t in svc.task_sets.iter_mut().filter(|t| !t.is_draining()) {
             t.status = if t.arn == task_set {
                 "PRIMARY".into()
             } else {
@@ -819,7 +829,8 @@ impl Ecs for FakeAws {
                 "the primary task set of a service cannot be deleted",
             ));
         }
-        svc.task_sets.remove(i);
+        // Like ECS: a deleted task set is listed as DRAINING until its tasks stopped.
+        svc.task_sets[i].status = "DRAINING".into();
         Ok(())
     }
 

@@ -138,18 +138,33 @@ pub(crate) struct Sides {
 
 /// Reads the service and tells blue from green.
 ///
+/// Green is the execution's task set, also once it is `DRAINING` (removed). Blue is the
+/// primary when green is not; after promotion, the other live task set, or once that was
+/// removed, the `DRAINING` one on the pair's other target group (an earlier deployment's
+/// blue may still be draining on green's).
+///
 /// # Errors
 /// Whatever [`crate::ports::Ecs::service`] returns.
 pub(crate) async fn sides<E: crate::ports::Ecs>(ecs: &E, d: &Deployment) -> crate::Result<Sides> {
     let service = ecs.service(&d.cluster, &d.service).await?;
     let green = service.by_external_id(&d.execution_name).cloned();
+    let theirs = |t: &&crate::ports::TaskSetState| {
+        t.external_id.as_deref() != Some(d.execution_name.as_str())
+    };
     let blue = match service.primary() {
-        Some(p) if p.external_id.as_deref() != Some(d.execution_name.as_str()) => Some(p.clone()),
-        _ => service
-            .task_sets
-            .iter()
-            .find(|t| t.external_id.as_deref() != Some(d.execution_name.as_str()))
-            .cloned(),
+        Some(p) if theirs(&p) => Some(p.clone()),
+        _ => {
+            let blue_tg = green
+                .as_ref()
+                .and_then(|g| g.target_group_arn())
+                .and_then(|tg| d.other_target_group(tg));
+            let mut others = service.task_sets.iter().filter(theirs);
+            others
+                .clone()
+                .find(|t| !t.is_draining())
+                .or_else(|| others.find(|t| blue_tg.is_some() && t.target_group_arn() == blue_tg))
+                .cloned()
+        }
     };
     Ok(Sides {
         service,

@@ -31,9 +31,9 @@ pub(crate) fn weight_of(weights: &[WeightedTargetGroup], tg: &str) -> i32 {
 ///
 /// # Errors
 /// - [`Error::InvalidInput`] when `green_weight` is above 100.
-/// - [`Error::PreconditionFailed`] when `green_weight` > 0 and green does not exist, a task
-///   set is on a target group outside the pair, or the route sends traffic to a target group
-///   outside the pair.
+/// - [`Error::PreconditionFailed`] when `green_weight` > 0 and green does not exist or was
+///   removed (`DRAINING`), a task set is on a target group outside the pair, or the route
+///   sends traffic to a target group outside the pair.
 /// - [`Error::NotReady`] when the weights read back after the write differ from those set;
 ///   the state machine retries the step.
 /// - AWS errors of the reads and the write.
@@ -112,6 +112,12 @@ async fn target_groups<E: Ecs>(
 ) -> Result<(String, String)> {
     let sides = sides(ecs, d).await?;
     let green_tg = match &sides.green {
+        Some(green) if green.is_draining() && green_weight > 0 => {
+            return Err(Error::PreconditionFailed(format!(
+                "green task set {} of execution {} was removed (DRAINING); refusing to send {green_weight} % of traffic to it",
+                green.id, d.execution_name
+            )));
+        }
         Some(green) => green
             .target_group_arn()
             .ok_or_else(|| {

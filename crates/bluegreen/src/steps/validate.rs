@@ -164,11 +164,13 @@ fn check_service<'a>(d: &Deployment, service: &'a ServiceState) -> Result<&'a Ta
             d.target_group_arns.join(", ")
         )));
     }
-    if let Some(other) = service
-        .task_sets
-        .iter()
-        .find(|t| t.id != primary.id && t.external_id.as_deref() != Some(d.execution_name.as_str()))
-    {
+    // A DRAINING task set (an earlier deployment's, removed) holds nothing: its targets
+    // drain and its tasks stop on their own.
+    if let Some(other) = service.task_sets.iter().find(|t| {
+        t.id != primary.id
+            && !t.is_draining()
+            && t.external_id.as_deref() != Some(d.execution_name.as_str())
+    }) {
         return Err(Error::DeploymentInProgress(format!(
             "{name} already has a second task set {} (status {}, externalId {}); another deployment holds the service: wait for it to finish or roll back",
             other.id,
@@ -372,6 +374,17 @@ mod tests {
         assert!(err.to_string().contains(&other.id), "{err}");
         assert!(err.to_string().contains("orders-3333333333333333"), "{err}");
         assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_earlier_deployments_task_set_still_draining_does_not_hold_the_service() {
+        // Given an earlier deployment's task set, removed and still draining its targets
+        let fake = FakeAws::blue();
+        let earlier = fake.add_green("orders-3333333333333333");
+        fake.update_task_set(&earlier.id, |t| t.status = "DRAINING".into());
+
+        // When this execution validates, it may go ahead
+        run(&fake, request(IMAGE_V2_TAG)).await.unwrap();
     }
 
     #[tokio::test]

@@ -21,8 +21,9 @@ const NAMED_IN_MESSAGE: usize = 3;
 /// neither way.
 ///
 /// # Errors
-/// - [`Error::PreconditionFailed`] when there is no green task set for the execution, it has
-///   no target group, or its desired count is 0 (nothing to verify).
+/// - [`Error::PreconditionFailed`] when there is no green task set for the execution, it was
+///   removed (`DRAINING`), it has no target group, or its desired count is 0 (nothing to
+///   verify).
 /// - [`Error::VerificationFailed`] when green has stopped tasks (naming task, stop code,
 ///   reason and exit codes) or a target is `unhealthy` or `unavailable` (naming targets and
 ///   reasons).
@@ -42,6 +43,12 @@ pub async fn verify_health<E: Ecs, L: LoadBalancer>(
             d.execution_name, d.service
         ))
     })?;
+    if green.is_draining() {
+        return Err(Error::PreconditionFailed(format!(
+            "green task set {} of execution {} was removed (DRAINING); there is nothing to verify",
+            green.id, d.execution_name
+        )));
+    }
     let desired = green.computed_desired_count;
     if desired <= 0 {
         return Err(Error::PreconditionFailed(format!(

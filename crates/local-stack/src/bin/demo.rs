@@ -293,7 +293,7 @@ async fn deploy_v2(
         format!("green weights seen: {}", seen_weights(&timeline, green)),
     );
 
-    let sets = inspect::task_sets(clients, &env.cluster_name, &env.service_name).await?;
+    let sets = settled_task_sets(clients, env).await?;
     claim(
         claims,
         "v2: blue's task set is gone",
@@ -494,7 +494,7 @@ async fn deploy_v3(
         "",
     );
 
-    let sets = inspect::task_sets(clients, &env.cluster_name, &env.service_name).await?;
+    let sets = settled_task_sets(clients, env).await?;
     let mut v3_sets = 0;
     for t in &sets {
         let app = inspect::container(clients, &t.task_definition_arn, APP_CONTAINER).await?;
@@ -528,6 +528,28 @@ async fn deploy_v3(
     );
     println!();
     Ok(())
+}
+
+/// The service's task sets once the removed one finished draining (ECS lists it as
+/// `DRAINING` until its targets drained and its tasks stopped).
+async fn settled_task_sets(
+    clients: &Clients,
+    env: &Environment,
+) -> anyhow::Result<Vec<TaskSetView>> {
+    let now = inspect::task_sets(clients, &env.cluster_name, &env.service_name).await?;
+    if let Some(draining) = now.iter().find(|t| t.status == "DRAINING") {
+        println!(
+            "   task set {} is DRAINING (deregistration delay {}s); waiting until its tasks stopped",
+            draining.id, env.deregistration_delay_seconds
+        );
+    }
+    inspect::task_sets_once_drained(
+        clients,
+        &env.cluster_name,
+        &env.service_name,
+        Duration::from_secs(u64::from(env.deregistration_delay_seconds) + 60),
+    )
+    .await
 }
 
 fn leaked_secrets(env: &Environment, timeline: &Timeline) -> usize {
