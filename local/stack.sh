@@ -4,6 +4,8 @@
 #   local/stack.sh down    stop them; safe to run any time, also after a failed run
 #   local/stack.sh status  what is running
 # Ports: BG_GATEWAY_PORT (5100), BG_MOTO_PORT (5101), BG_LAMBDA_PORT (5102).
+# The functions use the gateway's fake Dynatrace API; their token is in the Secrets Manager
+# secret local/dynatrace/deployer-token, which the demo and the tests fill.
 # Logs: .local/logs/{moto,gateway,lambda}.log, pid files: .local/run/ (BG_LOCAL_DIR moves .local,
 # so a second stack on other ports can run beside the first).
 set -euo pipefail
@@ -93,6 +95,8 @@ up() {
   start lambda env PATH="$VENV/bin:$PATH" AWS_ENDPOINT_URL="http://$HOST:$GATEWAY_PORT" \
     AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
     AWS_EC2_METADATA_DISABLED=true RUST_LOG="${RUST_LOG:-info}" \
+    DYNATRACE_API_URL="http://$HOST:$GATEWAY_PORT/dynatrace" \
+    DYNATRACE_TOKEN_SECRET="local/dynatrace/deployer-token" \
     cargo lambda watch --ignore-changes --concurrency 8 -A "$HOST" -P "$LAMBDA_PORT"
   wait_for lambda 120 port_open "$LAMBDA_PORT"
   say "up: gateway http://$HOST:$GATEWAY_PORT (moto :$MOTO_PORT_LISTEN, lambda :$LAMBDA_PORT), logs in ${LOGS#"$ROOT"/}"

@@ -257,16 +257,7 @@ async fn a_step_list_on_a_listener_rule_moves_only_the_rule_through_each_weight_
 
     // When v2 is deployed on the rule in two steps, 25 then 100
     let strategy = Strategy::Steps {
-        steps: vec![
-            TrafficStep {
-                green_weight: 25,
-                bake_seconds: Some(2),
-            },
-            TrafficStep {
-                green_weight: 100,
-                bake_seconds: None,
-            },
-        ],
+        steps: vec![TrafficStep::to(25).baking(2), TrafficStep::to(100)],
     };
     let request = env.deploy_request(env.tagged_image("v2"), strategy, fast_timing());
     assert_eq!(

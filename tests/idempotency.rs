@@ -53,7 +53,7 @@ fn slow_draining() -> EnvSpec {
 fn deployment(t: &TestEnv, execution_name: &str) -> anyhow::Result<Deployment> {
     let env = &t.env;
     let request = env.deploy_request(env.tagged_image("v2"), Strategy::AllAtOnce, fast_timing());
-    Ok(request.into_deployment(execution_name)?)
+    Ok(request.into_deployment(execution_name, None)?)
 }
 
 /// What two runs of one step did.
@@ -121,8 +121,11 @@ async fn wait_until_green_is_healthy(stack: &Stack, payload: &Value) -> anyhow::
         Duration::from_secs(120),
         move || async move {
             match stack.functions.invoke("verify-health", payload).await? {
-                Ok(_) => Ok(Some(())),
-                Err(e) if e.error_type == "NotReady" => Ok(None),
+                Ok(out) if out["decision"] == "pass" => Ok(Some(())),
+                Ok(out) if out["decision"] == "wait" => Ok(None),
+                Ok(out) => Err(anyhow!(
+                    "verify-health answered neither wait nor pass: {out}"
+                )),
                 Err(e) => Err(anyhow!("verify-health failed instead of passing: {e}")),
             }
         },
@@ -151,6 +154,7 @@ async fn every_step_of_a_deploy_run_twice_answers_the_same_and_changes_nothing_m
     let mut validate_payload = sample("validate/input.json")?;
     validate_payload["request"] = request;
     validate_payload["executionName"] = json!(name);
+    validate_payload["executionArn"] = json!(null);
     let run = run_twice(&stack, &t, "validate", &validate_payload).await?;
     // Then, both runs alike: it answers the deployment and changes nothing
     assert_eq!(run.output, json!({ "deployment": d }));
@@ -189,10 +193,11 @@ async fn every_step_of_a_deploy_run_twice_answers_the_same_and_changes_nothing_m
     run.expect_same_answer();
 
     // When verify-health runs twice once green is healthy
-    let step = payload("verify-health/input.json", &d, &[])?;
+    let step = payload("verify-health/launch.json", &d, &[])?;
     wait_until_green_is_healthy(&stack, &step).await?;
     let run = run_twice(&stack, &t, "verify-health", &step).await?;
     // Then, both runs alike: green is healthy and nothing changes
+    assert_eq!(run.output["decision"], json!("pass"));
     assert_eq!(run.output["greenTaskSetId"], json!(green_id));
     assert_eq!(run.output["healthyTargets"], json!(env.desired_count));
     assert_eq!(run.after, run.before);

@@ -57,6 +57,7 @@ impl Stack {
         gateway.enable_step_functions_execution().await?;
         gateway.set_healthy_after(HEALTHY_AFTER_SECONDS).await?;
         let clients = endpoint.clients().await;
+        local_stack::dynatrace::grant_function_access(&clients, &gateway).await?;
         let functions = Functions::new(&endpoint)?;
         Ok(Stack {
             endpoint,
@@ -411,27 +412,30 @@ fn redacted_differences(a: &TaskDefinition, b: &TaskDefinition) -> Vec<String> {
     out
 }
 
-/// The loop bodies of the state machine's two health-poll loops: a poll that answered
-/// `NotReady` and the poll after it.
-pub const LAUNCH_POLL_LOOP: [&str; 4] = [
-    "CountLaunchPoll",
-    "LaunchPollsLeft",
-    "WaitForGreen",
-    "VerifyGreen",
-];
-pub const STEP_POLL_LOOP: [&str; 4] = [
-    "CountStepPoll",
-    "StepPollsLeft",
-    "WaitForStepPoll",
-    "VerifyTrafficStep",
+/// The loop bodies of the state machine's poll loops: the choice after a poll that answered
+/// `wait`, the wait, and the next poll. Launch first; then test traffic, traffic steps and
+/// blue's retention.
+pub const LAUNCH_POLL_LOOP: [&str; 3] = ["GreenLaunched", "WaitForGreen", "VerifyGreen"];
+pub const OTHER_POLL_LOOPS: [[&str; 3]; 3] = [
+    [
+        "TestTrafficVerified",
+        "WaitForTestPoll",
+        "VerifyTestTraffic",
+    ],
+    ["StepVerified", "WaitForStepPoll", "VerifyTrafficStep"],
+    [
+        "RetentionVerified",
+        "WaitForRetentionPoll",
+        "VerifyRetention",
+    ],
 ];
 
-/// `states` with every repetition of a health-poll loop taken out, and how many
-/// repetitions of each ([`LAUNCH_POLL_LOOP`], [`STEP_POLL_LOOP`]) there were: what is left is
-/// the path through the state machine, the same however long green took.
+/// `states` with every repetition of a poll loop taken out, and how many repetitions of the
+/// launch loop and of the others there were: what is left is the path through the state
+/// machine, the same however many polls green took.
 pub fn without_poll_loops(states: &[String]) -> (Vec<String>, usize, usize) {
     let mut out = Vec::with_capacity(states.len());
-    let (mut launch, mut step) = (0, 0);
+    let (mut launch, mut other) = (0, 0);
     let mut i = 0;
     let starts = |i: usize, body: &[&str]| {
         states.len() >= i + body.len()
@@ -444,50 +448,86 @@ pub fn without_poll_loops(states: &[String]) -> (Vec<String>, usize, usize) {
         if starts(i, &LAUNCH_POLL_LOOP) {
             launch += 1;
             i += LAUNCH_POLL_LOOP.len();
-        } else if starts(i, &STEP_POLL_LOOP) {
-            step += 1;
-            i += STEP_POLL_LOOP.len();
+        } else if let Some(body) = OTHER_POLL_LOOPS.iter().find(|b| starts(i, &b[..])) {
+            other += 1;
+            i += body.len();
         } else {
             out.push(states[i].clone());
             i += 1;
         }
     }
-    (out, launch, step)
+    (out, launch, other)
+}
+
+/// The path from the start to the first poll of green at launch.
+pub const TO_LAUNCH_CHECK: [&str; 5] = [
+    "Validate",
+    "CreateGreen",
+    "StartLaunch",
+    "WaitForGreen",
+    "VerifyGreen",
+];
+
+/// The path through one traffic step that passes, poll loops taken out.
+pub const TRAFFIC_STEP: [&str; 8] = [
+    "NextTrafficStep",
+    "ShiftTraffic",
+    "StartStepObservation",
+    "WaitForStepPoll",
+    "VerifyTrafficStep",
+    "StepVerified",
+    "AdvanceTrafficStep",
+    "MoreTrafficSteps",
+];
+
+/// From green passing at launch to the first poll of the first traffic step.
+pub const TO_FIRST_STEP_CHECK: [&str; 7] = [
+    "GreenLaunched",
+    "StartTrafficSteps",
+    "NextTrafficStep",
+    "ShiftTraffic",
+    "StartStepObservation",
+    "WaitForStepPoll",
+    "VerifyTrafficStep",
+];
+
+/// From promotion to the end of a deploy that keeps no blue.
+pub const PROMOTION: [&str; 5] = [
+    "PromoteGreen",
+    "BlueRetained",
+    "WaitForDeregistration",
+    "DrainBlue",
+    "Deployed",
+];
+
+/// `parts` joined into one path.
+pub fn path(parts: &[&[&str]]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The path of a deploy that succeeds with `steps` traffic steps, poll loops taken out
 /// (see [`without_poll_loops`]), as `statemachine/deploy.asl.json` wires it.
 pub fn succeeded_path(steps: usize) -> Vec<String> {
-    let mut path = vec![
-        "Validate",
-        "CreateGreen",
-        "StartLaunchPolls",
-        "WaitForGreen",
-        "VerifyGreen",
-        "StartTrafficSteps",
-    ];
+    let mut parts: Vec<&[&str]> = vec![&TO_LAUNCH_CHECK, &["GreenLaunched", "StartTrafficSteps"]];
     for _ in 0..steps {
-        path.extend([
-            "NextTrafficStep",
-            "ShiftTraffic",
-            "Bake",
-            "StartStepPolls",
-            "VerifyTrafficStep",
-            "AdvanceTrafficStep",
-            "MoreTrafficSteps",
-        ]);
+        parts.push(&TRAFFIC_STEP);
     }
-    path.extend([
-        "PromoteGreen",
-        "WaitForDeregistration",
-        "DrainBlue",
-        "Deployed",
-    ]);
-    path.into_iter().map(String::from).collect()
+    parts.push(&PROMOTION);
+    path(&parts)
 }
 
 /// The states after the failing state of a rollback.
-pub const ROLLBACK_TAIL: [&str; 3] = ["RollBackTraffic", "RemoveGreen", "RolledBack"];
+pub const ROLLBACK_TAIL: [&str; 5] = [
+    "RollBackTraffic",
+    "RestoreBlue",
+    "WaitBeforeRemovingGreen",
+    "RemoveGreen",
+    "RolledBack",
+];
 
 /// The path of a deploy rejected by `Validate`.
 pub fn rejected_path() -> Vec<String> {
@@ -667,43 +707,31 @@ mod tests {
 
     #[test]
     fn poll_loops_are_taken_out_and_counted_but_nothing_else_is() {
-        let mut states = strings(
-            &succeeded_path(1)[..5]
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
+        let full = succeeded_path(1);
+        let mut states: Vec<String> = full[..5].to_vec();
         states.extend(strings(&LAUNCH_POLL_LOOP));
         states.extend(strings(&LAUNCH_POLL_LOOP));
-        states.extend(succeeded_path(1)[5..11].iter().cloned());
-        states.extend(strings(&STEP_POLL_LOOP));
-        states.extend(succeeded_path(1)[11..].iter().cloned());
-        let (path, launch, step) = without_poll_loops(&states);
-        assert_eq!(path, succeeded_path(1));
-        assert_eq!((launch, step), (2, 1));
+        states.extend(full[5..12].iter().cloned());
+        states.extend(strings(&OTHER_POLL_LOOPS[1]));
+        states.extend(full[12..].iter().cloned());
+        let (path, launch, other) = without_poll_loops(&states);
+        assert_eq!(path, full);
+        assert_eq!((launch, other), (2, 1));
 
-        // A poll loop that ran out is a different path.
-        let mut ran_out = strings(
-            &succeeded_path(1)[..5]
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
-        ran_out.extend(strings(&[
-            "CountLaunchPoll",
-            "LaunchPollsLeft",
-            "GreenNeverHealthy",
-        ]));
-        let (path, launch, _) = without_poll_loops(&ran_out);
-        assert_eq!(launch, 0);
-        assert!(path.contains(&"GreenNeverHealthy".to_string()));
+        // A poll that failed is a different path.
+        let mut failed: Vec<String> = strings(&TO_LAUNCH_CHECK);
+        failed.extend(strings(&LAUNCH_POLL_LOOP));
+        failed.extend(strings(&ROLLBACK_TAIL));
+        let (path, launch, _) = without_poll_loops(&failed);
+        assert_eq!(launch, 1);
+        assert_eq!(path, super::path(&[&TO_LAUNCH_CHECK, &ROLLBACK_TAIL]));
     }
 
     #[test]
     fn the_succeeded_path_repeats_the_step_states_once_per_step() {
         let one = succeeded_path(1);
         let two = succeeded_path(2);
-        assert_eq!(two.len(), one.len() + 7);
+        assert_eq!(two.len(), one.len() + TRAFFIC_STEP.len());
         assert_eq!(one.first().map(String::as_str), Some("Validate"));
         assert_eq!(two.last().map(String::as_str), Some("Deployed"));
         assert_eq!(two.iter().filter(|s| *s == "ShiftTraffic").count(), 2);

@@ -9,41 +9,15 @@ use aws_sdk_ecs::types::TaskDefinitionStatus;
 use aws_sdk_sfn::types::ExecutionStatus;
 use bluegreen::model::{Strategy, TrafficStep};
 use e2e::{
-    EXECUTION_TIMEOUT, ROLLBACK_TAIL, Stack, TestEnv, eventually, expect_status, fast_timing,
-    green_of, running, weight_sequence, without_poll_loops,
+    EXECUTION_TIMEOUT, ROLLBACK_TAIL, Stack, TO_FIRST_STEP_CHECK, TO_LAUNCH_CHECK, TestEnv,
+    eventually, expect_status, fast_timing, green_of, path, running, weight_sequence,
+    without_poll_loops,
 };
 use local_stack::env::EnvSpec;
 use local_stack::gateway::Fault;
 use local_stack::inspect;
 use local_stack::sfn::Outcome;
 use local_stack::timeline::Timeline;
-
-/// The path to the first verification of green, poll loops taken out.
-const TO_LAUNCH_CHECK: [&str; 5] = [
-    "Validate",
-    "CreateGreen",
-    "StartLaunchPolls",
-    "WaitForGreen",
-    "VerifyGreen",
-];
-
-/// From the launch check to the verification of the first traffic step.
-const TO_FIRST_STEP_CHECK: [&str; 6] = [
-    "StartTrafficSteps",
-    "NextTrafficStep",
-    "ShiftTraffic",
-    "Bake",
-    "StartStepPolls",
-    "VerifyTrafficStep",
-];
-
-fn path(parts: &[&[&str]]) -> Vec<String> {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|s| s.to_string())
-        .collect()
-}
 
 /// What every rollback leaves: the execution failed with `error` and a cause that starts
 /// "rolled back to blue:", all traffic on blue (target group A), blue the one task set,
@@ -165,16 +139,7 @@ async fn deploy_v3_and_break_it_at_50(
     let env = &t.env;
     let v3 = env.digest("v3").unwrap_or_default().to_string();
     let strategy = Strategy::Steps {
-        steps: vec![
-            TrafficStep {
-                green_weight: 50,
-                bake_seconds: Some(10),
-            },
-            TrafficStep {
-                green_weight: 100,
-                bake_seconds: None,
-            },
-        ],
+        steps: vec![TrafficStep::to(50).baking(10), TrafficStep::to(100)],
     };
     let request = env.deploy_request(env.tagged_image("v3"), strategy, fast_timing());
     let execution = t.start(stack, "v3", &request).await?;

@@ -11,17 +11,22 @@ pub struct Config {
     /// `registry/repository` names (or `registry/prefix*`) a deployment's image may come
     /// from. Empty: only the repository the container already runs from.
     pub allowed_repositories: Vec<String>,
+    /// Whether the functions have Dynatrace configured (`DYNATRACE_API_URL`), so that a
+    /// deployment may use it.
+    pub dynatrace_available: bool,
 }
 
 impl Config {
-    /// A configuration with the given allowed repositories.
+    /// A configuration with the given allowed repositories, without Dynatrace.
     pub fn new(allowed_repositories: Vec<String>) -> Self {
         Config {
             allowed_repositories,
+            dynatrace_available: false,
         }
     }
 
-    /// Reads `ALLOWED_IMAGE_REPOSITORIES` (comma-separated, optional).
+    /// Reads `ALLOWED_IMAGE_REPOSITORIES` (comma-separated, optional) and whether
+    /// `DYNATRACE_API_URL` is set.
     ///
     /// # Errors
     /// [`Error::Config`] when an entry is empty or has whitespace inside.
@@ -36,7 +41,11 @@ impl Config {
             }
             allowed.push(entry.to_string());
         }
-        Ok(Config::new(allowed))
+        Ok(Config {
+            allowed_repositories: allowed,
+            dynatrace_available: std::env::var(crate::dynatrace::API_URL_VAR)
+                .is_ok_and(|v| !v.trim().is_empty()),
+        })
     }
 
     /// Whether an image named `name` (`registry/repository`) may be deployed to a container

@@ -214,7 +214,7 @@ impl ReleaseScope {
 
 /// A selector string value in quotes. Dynatrace's selectors escape a quote or a tilde inside
 /// quotes with a tilde (`~"`, `~~`), not a backslash.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('~', "~~").replace('"', "~\""))
 }
 
@@ -425,6 +425,18 @@ pub trait SecretStore {
     /// [`Error::Config`] when the secret, its current version or the key does not exist, or
     /// the value is empty; AWS errors of the read. Never the value.
     fn current_value(&self, secret: &SecretRef) -> impl Future<Output = Result<SecretToken>>;
+}
+
+/// The Dynatrace the functions use, read once at init: [`DynatraceConfig::from_env`], the
+/// token read from AWS Secrets Manager on first use. `None` when `DYNATRACE_API_URL` is
+/// unset.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable that is missing or wrong.
+pub fn from_env(conf: &aws_config::SdkConfig) -> Result<Option<SecretDynatrace<SdkSecretStore>>> {
+    DynatraceConfig::from_env()?
+        .map(|config| SecretDynatrace::new(&config, SdkSecretStore::from_conf(conf)))
+        .transpose()
 }
 
 /// Where the functions find Dynatrace: read once at init.

@@ -29,6 +29,9 @@ pub enum Error {
     /// Green is unhealthy: the state machine rolls back.
     #[error("verification failed: {0}")]
     VerificationFailed(String),
+    /// An operator aborted the deployment: the state machine rolls back.
+    #[error("aborted: {0}")]
+    Aborted(String),
     /// AWS throttled the call; the state machine retries with backoff and jitter.
     #[error("{operation} on {resource} was throttled ({code}): {message}")]
     Throttled {
@@ -92,6 +95,7 @@ impl Error {
             Error::DeploymentInProgress(_) => "DeploymentInProgress",
             Error::NotReady(_) => "NotReady",
             Error::VerificationFailed(_) => "VerificationFailed",
+            Error::Aborted(_) => "Aborted",
             Error::Throttled { .. } => "AwsThrottled",
             Error::Transient { .. } => "AwsTransient",
             Error::Aws { .. } => "AwsError",

@@ -27,6 +27,13 @@ pub fn parse_payload<T: DeserializeOwned>(value: serde_json::Value) -> Result<T>
     })
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Runs `step` as a Lambda handler: parses the payload into `I`, runs it, logs the outcome
 /// with its stable error name, and converts errors into [`Diagnostic`]s.
 ///

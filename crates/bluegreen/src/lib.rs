@@ -16,6 +16,7 @@ pub mod dynatrace;
 pub mod error;
 pub mod lambda;
 pub mod model;
+pub mod operations;
 pub mod ports;
 pub mod steps;
 pub mod taskdef;

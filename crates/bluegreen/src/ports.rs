@@ -246,3 +246,85 @@ pub trait ImageRegistry {
         tag: &str,
     ) -> impl Future<Output = Result<Option<String>>>;
 }
+
+/// One CloudWatch alarm and its state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmState {
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+    /// CloudWatch's reason for the state.
+    pub reason: String,
+}
+
+/// CloudWatch alarms, as far as verification needs them.
+pub trait Alarms {
+    /// The metric and composite alarms named in `names`, and those whose name starts with
+    /// `prefix`; an alarm that does not exist is not listed.
+    ///
+    /// # Errors
+    /// AWS errors of the read.
+    fn alarms(
+        &self,
+        names: &[String],
+        prefix: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<AlarmState>>>;
+}
+
+/// What an operator asked of a running deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    /// Roll back now.
+    Abort,
+    /// Skip the remaining steps (or the rest of blue's retention) and promote green.
+    Promote,
+}
+
+impl Command {
+    /// The command's name, as operators type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Abort => "abort",
+            Command::Promote => "promote",
+        }
+    }
+}
+
+/// Operator commands left on a service for the deployment that holds it. The deployment
+/// reads them at every poll of green.
+pub trait OperatorCommands {
+    /// The command left on service `service_arn` for execution `execution_name`; a command
+    /// for another execution is none.
+    ///
+    /// # Errors
+    /// AWS errors of the read.
+    fn command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+    ) -> impl Future<Output = Result<Option<Command>>>;
+
+    /// Leaves `command` for `execution_name` on the service, replacing any earlier one.
+    ///
+    /// # Errors
+    /// AWS errors of the write.
+    fn send_command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+        command: Command,
+    ) -> impl Future<Output = Result<()>>;
+
+    /// Removes the command left for `execution_name`, if any; one for another execution
+    /// stays.
+    ///
+    /// # Errors
+    /// AWS errors of the read or the write.
+    fn clear_command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+    ) -> impl Future<Output = Result<()>>;
+}

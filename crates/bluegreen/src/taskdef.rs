@@ -97,6 +97,55 @@ pub fn with_image(
     Ok(out)
 }
 
+/// `doc` with `vars` set in the `environment` of `container`: an existing variable keeps its
+/// place and gets the new value, a new one is appended. Nothing else changes.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when there is no such container.
+pub fn with_environment(
+    doc: &TaskDefinitionDoc,
+    container: &str,
+    vars: &[(&str, String)],
+) -> Result<TaskDefinitionDoc> {
+    let mut out = doc.clone();
+    let found = out
+        .definition
+        .container_definitions
+        .iter_mut()
+        .flatten()
+        .find(|c| c.name() == Some(container))
+        .ok_or_else(|| missing_container(doc, container))?;
+    let env = found.environment.get_or_insert_with(Vec::new);
+    for (name, value) in vars {
+        match env.iter_mut().find(|kv| kv.name() == Some(*name)) {
+            Some(kv) => kv.value = Some(value.clone()),
+            None => env.push(
+                aws_sdk_ecs::types::KeyValuePair::builder()
+                    .name(*name)
+                    .value(value.clone())
+                    .build(),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The value of environment variable `name` of `container`, if set.
+pub fn environment_of<'a>(
+    doc: &'a TaskDefinitionDoc,
+    container: &str,
+    name: &str,
+) -> Option<&'a str> {
+    doc.definition
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container))?
+        .environment()
+        .iter()
+        .find(|kv| kv.name() == Some(name))
+        .and_then(|kv| kv.value())
+}
+
 /// Compares the named fields of two values through their accessors (lists read through
 /// the SDK's accessors, so an absent list equals an empty one), and builds the function
 /// that blanks exactly those fields, so whatever is left can be compared as a whole.

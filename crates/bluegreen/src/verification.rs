@@ -1,784 +1,199 @@
-//! Verification of green by Dynatrace metrics of green's release: the `dynatrace` source of
-//! the execution input, the queries it makes, and the pure evaluation of their answers.
+//! What green must satisfy while it is observed, and the verdict of each poll.
 //!
-//! **Green's release version is its image digest** (`sha256:…`, see [`release_version`]):
-//! green always runs a digest, a digest is never shared by two different images, and a tag
-//! is not enough — a re-pushed tag (`:latest`, the ECR trigger's case) would give blue and
-//! green the same version. `CreateGreen` puts it in green's environment as
-//! `DT_RELEASE_VERSION` (with `DT_RELEASE_STAGE` / `DT_RELEASE_PRODUCT` when the source sets
-//! `releaseStage` / `releaseProduct`); every query is scoped to that release with the
-//! entity selector `type(PROCESS_GROUP_INSTANCE),releasesVersion("sha256:…")…`. Blue's
-//! baseline is the same query scoped to blue's release version.
+//! Four sources, combined: **ECS** (stopped tasks, running against desired) and **target
+//! health** always; **CloudWatch alarms** and **Dynatrace** metrics of green's release when
+//! the deployment configures them. At every poll each source that applies says
+//! [`Outcome::Pass`], [`Outcome::Fail`] or [`Outcome::Inconclusive`] (still coming up, no
+//! data, `INSUFFICIENT_DATA`).
 //!
-//! A check's query is `<metricSelector>:splitBy():<aggregation>` at resolution `Inf` over
-//! the last `windowSeconds`: every process of the release merged into one value. The metric
-//! must therefore have a process-group-instance dimension (e.g. `builtin:tech.generic.*`,
-//! or a calculated service metric split by process group instance); one without it has no
-//! data for any release, which is inconclusive, never a pass.
+//! [`Observation`] counts, per source, the failed and the inconclusive polls in a row since
+//! that source last passed; the state machine carries it from one poll to the next, so the
+//! function stays stateless. [`judge`] turns a poll's results into a [`Verdict`]:
+//! - a source that failed more times in a row than its `failureLimit`, or was inconclusive
+//!   more times in a row than its `inconclusiveLimit`, fails verification;
+//! - every source passing, once the phase's bake polls are done, passes it;
+//! - anything else waits for the next poll, up to `timing.maxHealthPolls` polls beyond the
+//!   bake, after which verification fails naming what did not pass.
 //!
-//! Each measurement round evaluates every check to [`Outcome::Pass`], [`Outcome::Fail`] or
-//! [`Outcome::Inconclusive`]; the round fails if any check fails, is inconclusive if none
-//! fails and any is inconclusive, and passes if all pass. [`VerificationState`] counts the
-//! failed and the inconclusive rounds since the last passing one; the state machine passes
-//! it back in, so the function stays stateless. More failed rounds than `failureLimit`, or
-//! more inconclusive ones than `inconclusiveLimit`, fail verification; a passing round
-//! passes it; anything else asks for another round ([`Decision::Retry`]). As only a passing
-//! round resets the counters, verification ends after at most
-//! `failureLimit + inconclusiveLimit + 2` rounds.
+//! The poll bound makes every phase end, whatever the sources say.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dynatrace::{Dynatrace, MetricData, MetricQuery, ReleaseScope};
 use crate::error::{Error, Result};
-use crate::model::ImageRef;
 
-/// Default window of a measurement.
-pub const DEFAULT_WINDOW_SECONDS: u32 = 300;
-/// Shortest window: Dynatrace's finest resolution is one minute.
-pub const MIN_WINDOW_SECONDS: u32 = 60;
-/// Longest window.
-pub const MAX_WINDOW_SECONDS: u32 = 86_400;
-/// Default failed rounds tolerated: the first failure fails verification.
-pub const DEFAULT_FAILURE_LIMIT: u32 = 0;
-/// Default inconclusive (no data) rounds tolerated.
+pub mod dynatrace;
+
+pub use dynatrace::DynatraceVerification;
+
+/// Default inconclusive polls in a row tolerated of CloudWatch alarms and Dynatrace.
 pub const DEFAULT_INCONCLUSIVE_LIMIT: u32 = 3;
-/// Highest limit accepted.
+/// Highest failure or inconclusive limit accepted.
 pub const MAX_LIMIT: u32 = 100;
-/// Most checks of one source (each is one or two queries per round).
-pub const MAX_CHECKS: usize = 10;
-/// Longest metric selector accepted.
-pub const MAX_SELECTOR_LEN: usize = 1000;
+/// Most alarms named in one deployment (one `DescribeAlarms` call).
+pub const MAX_ALARM_NAMES: usize = 100;
 
-/// Transformations a check's selector must not end with: the check adds its own.
-const AGGREGATIONS: &[&str] = &[
-    "avg",
-    "min",
-    "max",
-    "sum",
-    "count",
-    "median",
-    "value",
-    "percentile",
-];
-
-/// The `dynatrace` verification source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DynatraceVerification {
-    /// What is measured; 1 to [`MAX_CHECKS`], names unique.
-    pub checks: Vec<MetricCheck>,
-    /// Each measurement covers the last this many seconds (60–86400).
-    #[serde(default = "default_window_seconds")]
-    pub window_seconds: u32,
-    /// Failed rounds tolerated since the last passing one (0–100); 0: the first fails.
-    #[serde(default)]
-    pub failure_limit: u32,
-    /// Inconclusive rounds tolerated since the last passing one (0–100).
-    #[serde(default = "default_inconclusive_limit")]
-    pub inconclusive_limit: u32,
-    /// `DT_RELEASE_STAGE` of green, and part of the release scope.
-    #[serde(default)]
-    pub release_stage: Option<String>,
-    /// `DT_RELEASE_PRODUCT` of green, and part of the release scope.
-    #[serde(default)]
-    pub release_product: Option<String>,
+/// The verification sources of a deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Verification {
+    /// Green's tasks, as ECS reports them. Always on.
+    pub ecs: EcsVerification,
+    /// Green's targets in its target group. Always on.
+    pub target_health: TargetHealthVerification,
+    /// CloudWatch alarms that must not be in `ALARM`.
+    pub cloud_watch_alarms: Option<AlarmVerification>,
+    /// Dynatrace metrics of green's release.
+    pub dynatrace: Option<DynatraceVerification>,
 }
 
-fn default_window_seconds() -> u32 {
-    DEFAULT_WINDOW_SECONDS
+/// Thresholds of the ECS source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct EcsVerification {
+    /// Stopped tasks of green tolerated (a crash, a failed health check, an exit). 0–100.
+    pub max_stopped_tasks: u32,
+    /// Failed polls in a row tolerated. 0–100.
+    pub failure_limit: u32,
+}
+
+/// Thresholds of the target health source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TargetHealthVerification {
+    /// `unhealthy` or `unavailable` targets of green tolerated. 0–100.
+    pub max_unhealthy_targets: u32,
+    /// Failed polls in a row tolerated. 0–100.
+    pub failure_limit: u32,
+}
+
+/// CloudWatch alarms to watch: by name, by name prefix, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlarmVerification {
+    /// Alarms by exact name (metric or composite).
+    #[serde(default)]
+    pub alarm_names: Vec<String>,
+    /// Every alarm whose name starts with this.
+    #[serde(default)]
+    pub alarm_name_prefix: Option<String>,
+    /// Polls in a row with an alarm in `ALARM` tolerated. 0–100, default 0.
+    #[serde(default)]
+    pub failure_limit: u32,
+    /// Polls in a row with an alarm in `INSUFFICIENT_DATA` tolerated. 0–100, default 3.
+    #[serde(default = "default_inconclusive_limit")]
+    pub inconclusive_limit: u32,
 }
 
 fn default_inconclusive_limit() -> u32 {
     DEFAULT_INCONCLUSIVE_LIMIT
 }
 
-/// One metric and what it must satisfy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MetricCheck {
-    /// Names the check in results and messages: 1–64 of `A-Z a-z 0-9 . _ -`.
-    pub name: String,
-    /// A metric key with optional transformations that keep its process group instance
-    /// dimension (such as `:filter(…)`), e.g. `builtin:tech.generic.cpu.usage`.
-    pub metric_selector: String,
-    /// How data points are combined: `avg` (default), `min`, `max`, `sum`, `count`,
-    /// `median` or `percentile(N)`.
-    #[serde(default)]
-    pub aggregation: Aggregation,
-    /// Absolute bounds of green's value.
-    #[serde(default)]
-    pub threshold: Threshold,
-    /// Bounds of green's value relative to blue's over the same window.
-    #[serde(default)]
-    pub compare_to_baseline: Option<BaselineComparison>,
-}
-
-/// Absolute bounds; either may be absent.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Threshold {
-    /// Green fails above this.
-    #[serde(default)]
-    pub max: Option<f64>,
-    /// Green fails below this.
-    #[serde(default)]
-    pub min: Option<f64>,
-}
-
-/// Bounds of green ÷ blue; either may be absent, not both.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BaselineComparison {
-    /// Green fails above this many times blue's value (e.g. 1.2: 20 % worse).
-    #[serde(default)]
-    pub max_ratio: Option<f64>,
-    /// Green fails below this many times blue's value (e.g. 0.8 for throughput).
-    #[serde(default)]
-    pub min_ratio: Option<f64>,
-}
-
-/// A metric selector aggregation transformation.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Aggregation {
-    #[default]
-    Avg,
-    Min,
-    Max,
-    Sum,
-    Count,
-    Median,
-    /// `percentile(N)`, 0 < N < 100.
-    Percentile(f64),
-}
-
-impl fmt::Display for Aggregation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Aggregation::Avg => f.write_str("avg"),
-            Aggregation::Min => f.write_str("min"),
-            Aggregation::Max => f.write_str("max"),
-            Aggregation::Sum => f.write_str("sum"),
-            Aggregation::Count => f.write_str("count"),
-            Aggregation::Median => f.write_str("median"),
-            Aggregation::Percentile(p) => write!(f, "percentile({p})"),
-        }
-    }
-}
-
-impl TryFrom<String> for Aggregation {
-    type Error = String;
-
-    fn try_from(text: String) -> std::result::Result<Self, String> {
-        let bad = || {
-            format!(
-                "aggregation must be avg, min, max, sum, count, median or percentile(N) with 0 < N < 100, got {text:?}"
-            )
-        };
-        Ok(match text.trim() {
-            "avg" => Aggregation::Avg,
-            "min" => Aggregation::Min,
-            "max" => Aggregation::Max,
-            "sum" => Aggregation::Sum,
-            "count" => Aggregation::Count,
-            "median" => Aggregation::Median,
-            other => {
-                let n: f64 = other
-                    .strip_prefix("percentile(")
-                    .and_then(|r| r.strip_suffix(')'))
-                    .and_then(|n| n.trim().parse().ok())
-                    .ok_or_else(bad)?;
-                if !(n > 0.0 && n < 100.0) {
-                    return Err(bad());
-                }
-                Aggregation::Percentile(n)
-            }
-        })
-    }
-}
-
-impl From<Aggregation> for String {
-    fn from(a: Aggregation) -> Self {
-        a.to_string()
-    }
-}
-
-/// Green's release version: the digest of its pinned image.
-///
-/// # Errors
-/// [`Error::InvalidInput`] when `image` is not `registry/repository@sha256:…`.
-pub fn release_version(image: &str) -> Result<String> {
-    ImageRef::parse(image)?.digest.ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "image {image:?} is not pinned by digest; green's release version is its digest"
-        ))
-    })
-}
-
-impl DynatraceVerification {
-    /// Parses and checks a `dynatrace` source.
+impl Verification {
+    /// Checks every threshold and limit.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the first bad field.
-    pub fn parse(value: serde_json::Value) -> Result<Self> {
-        let source: DynatraceVerification = crate::lambda::parse_payload(value)?;
-        source.check()?;
-        Ok(source)
-    }
-
-    /// [`DynatraceVerification::check_at`] `verification.dynatrace`.
-    ///
-    /// # Errors
-    /// As [`DynatraceVerification::check_at`].
     pub fn check(&self) -> Result<()> {
-        self.check_at("verification.dynatrace")
-    }
-
-    /// Checks every value; messages name fields below `path`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the first bad field.
-    pub fn check_at(&self, path: &str) -> Result<()> {
-        let bad =
-            |field: String, why: String| Err(Error::InvalidInput(format!("{path}.{field} {why}")));
-        if self.checks.is_empty() || self.checks.len() > MAX_CHECKS {
-            return bad(
-                "checks".into(),
-                format!(
-                    "must have 1 to {MAX_CHECKS} checks, got {}",
-                    self.checks.len()
-                ),
-            );
-        }
-        if !(MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS).contains(&self.window_seconds) {
-            return bad(
-                "windowSeconds".into(),
-                format!(
-                    "must be {MIN_WINDOW_SECONDS} to {MAX_WINDOW_SECONDS}, got {}",
-                    self.window_seconds
-                ),
-            );
-        }
-        for (field, limit) in [
-            ("failureLimit", self.failure_limit),
-            ("inconclusiveLimit", self.inconclusive_limit),
-        ] {
-            if limit > MAX_LIMIT {
-                return bad(
-                    field.into(),
-                    format!("must be 0 to {MAX_LIMIT}, got {limit}"),
-                );
+        let limit = |field: &str, value: u32| {
+            if value > MAX_LIMIT {
+                Err(Error::InvalidInput(format!(
+                    "verification.{field} must be 0 to {MAX_LIMIT}, got {value}"
+                )))
+            } else {
+                Ok(())
             }
-        }
-        for (field, value) in [
-            ("releaseStage", &self.release_stage),
-            ("releaseProduct", &self.release_product),
-        ] {
-            if let Some(v) = value
-                && (v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control))
-            {
-                return bad(
-                    field.into(),
-                    format!("must be 1 to 256 printable characters, got {v:?}"),
-                );
+        };
+        limit("ecs.maxStoppedTasks", self.ecs.max_stopped_tasks)?;
+        limit("ecs.failureLimit", self.ecs.failure_limit)?;
+        limit(
+            "targetHealth.maxUnhealthyTargets",
+            self.target_health.max_unhealthy_targets,
+        )?;
+        limit(
+            "targetHealth.failureLimit",
+            self.target_health.failure_limit,
+        )?;
+        if let Some(alarms) = &self.cloud_watch_alarms {
+            limit("cloudWatchAlarms.failureLimit", alarms.failure_limit)?;
+            limit(
+                "cloudWatchAlarms.inconclusiveLimit",
+                alarms.inconclusive_limit,
+            )?;
+            if alarms.alarm_names.is_empty() && alarms.alarm_name_prefix.is_none() {
+                return Err(Error::InvalidInput(
+                    "verification.cloudWatchAlarms needs alarmNames, alarmNamePrefix or both"
+                        .into(),
+                ));
             }
-        }
-        for (i, check) in self.checks.iter().enumerate() {
-            let at = |field: &str| format!("checks[{i}].{field}");
-            let name_ok = (1..=64).contains(&check.name.len())
-                && check
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !name_ok {
-                return bad(
-                    at("name"),
-                    format!("must be 1 to 64 of A-Z a-z 0-9 . _ -, got {:?}", check.name),
-                );
+            if alarms.alarm_names.len() > MAX_ALARM_NAMES {
+                return Err(Error::InvalidInput(format!(
+                    "verification.cloudWatchAlarms.alarmNames may name at most {MAX_ALARM_NAMES} alarms, got {}",
+                    alarms.alarm_names.len()
+                )));
             }
-            if self.checks[..i].iter().any(|c| c.name == check.name) {
-                return bad(
-                    at("name"),
-                    format!("{:?} is used by an earlier check", check.name),
-                );
-            }
-            if let Err(why) = check_selector(&check.metric_selector) {
-                return bad(at("metricSelector"), why);
-            }
-            let t = check.threshold;
-            for (field, v) in [("threshold.max", t.max), ("threshold.min", t.min)] {
-                if v.is_some_and(|v| !v.is_finite()) {
-                    return bad(at(field), "must be a finite number".into());
-                }
-            }
-            if let (Some(min), Some(max)) = (t.min, t.max)
-                && min > max
-            {
-                return bad(
-                    at("threshold"),
-                    format!("min ({min}) must not be above max ({max})"),
-                );
-            }
-            let mut bounded = t.min.is_some() || t.max.is_some();
-            if let Some(b) = check.compare_to_baseline {
-                if b.max_ratio.is_none() && b.min_ratio.is_none() {
-                    return bad(
-                        at("compareToBaseline"),
-                        "needs maxRatio, minRatio or both".into(),
-                    );
-                }
-                for (field, v) in [
-                    ("compareToBaseline.maxRatio", b.max_ratio),
-                    ("compareToBaseline.minRatio", b.min_ratio),
-                ] {
-                    if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
-                        return bad(at(field), "must be a number above 0".into());
-                    }
-                }
-                if let (Some(min), Some(max)) = (b.min_ratio, b.max_ratio)
-                    && min > max
+            let names = alarms.alarm_names.iter().map(|n| ("alarmNames", n));
+            for (field, name) in names.chain(
+                alarms
+                    .alarm_name_prefix
+                    .iter()
+                    .map(|p| ("alarmNamePrefix", p)),
+            ) {
+                if name.trim().is_empty() || name.len() > 255 || name.chars().any(char::is_control)
                 {
-                    return bad(
-                        at("compareToBaseline"),
-                        format!("minRatio ({min}) must not be above maxRatio ({max})"),
-                    );
+                    return Err(Error::InvalidInput(format!(
+                        "verification.cloudWatchAlarms.{field} must be 1 to 255 printable characters, got {name:?}"
+                    )));
                 }
-                bounded = true;
             }
-            if !bounded {
-                return bad(
-                    at("threshold"),
-                    "needs max or min, or the check needs compareToBaseline: a check without bounds cannot fail".into(),
-                );
-            }
+        }
+        if let Some(dt) = &self.dynatrace {
+            dt.check()?;
         }
         Ok(())
     }
 
-    /// Green's release: `version` with this source's stage and product.
-    pub fn release(&self, version: impl Into<String>) -> ReleaseScope {
-        ReleaseScope {
-            version: version.into(),
-            stage: self.release_stage.clone(),
-            product: self.release_product.clone(),
-        }
-    }
-
-    /// The query of `check` for `release` over the window ending at `now_ms`.
-    pub fn query(&self, check: &MetricCheck, release: &ReleaseScope, now_ms: u64) -> MetricQuery {
-        MetricQuery {
-            metric_selector: check.selector(),
-            from_ms: now_ms.saturating_sub(u64::from(self.window_seconds) * 1000),
-            to_ms: now_ms,
-            resolution: Some("Inf".into()),
-            release: release.clone(),
-        }
-    }
-
-    /// Measures every check for green's release and, where a check compares to it, blue's
-    /// (`None`: blue's release is not known, so there is no baseline to compare to).
-    ///
-    /// # Errors
-    /// The first error of a query (see [`Dynatrace::metric`]): a rejected token or
-    /// selector, throttling, a transient failure. No data is not an error.
-    pub async fn measure<D: Dynatrace>(
-        &self,
-        dynatrace: &D,
-        green: &ReleaseScope,
-        blue: Option<&ReleaseScope>,
-        now_ms: u64,
-    ) -> Result<Vec<Measurement>> {
-        let mut measurements = Vec::with_capacity(self.checks.len());
-        for check in &self.checks {
-            let green_data = dynatrace.metric(&self.query(check, green, now_ms)).await?;
-            let baseline = match (check.compare_to_baseline, blue) {
-                (None, _) => Baseline::NotCompared,
-                (Some(_), None) => Baseline::Unidentified,
-                (Some(_), Some(blue)) => Baseline::Values(
-                    dynatrace
-                        .metric(&self.query(check, blue, now_ms))
-                        .await?
-                        .values(),
-                ),
-            };
-            measurements.push(Measurement {
-                check: check.name.clone(),
-                green: green_data.values(),
-                baseline,
-            });
-        }
-        Ok(measurements)
-    }
-
-    /// Evaluates one round of `measurements` against the checks and the limits, given the
-    /// state the previous round left.
-    pub fn evaluate(&self, measurements: &[Measurement], state: &VerificationState) -> Evaluation {
-        let checks: Vec<CheckResult> = self
-            .checks
-            .iter()
-            .map(
-                |check| match measurements.iter().find(|m| m.check == check.name) {
-                    Some(m) => check.evaluate(m, self.window_seconds),
-                    None => CheckResult {
-                        name: check.name.clone(),
-                        outcome: Outcome::Inconclusive {
-                            reason: format!("check {} was not measured", check.name),
-                        },
-                        value: None,
-                        baseline: None,
-                    },
-                },
-            )
-            .collect();
-        let reasons = |failing: fn(&Outcome) -> bool| {
-            checks
-                .iter()
-                .filter(|c| failing(&c.outcome))
-                .filter_map(|c| c.outcome.reason())
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let round = if checks
-            .iter()
-            .any(|c| matches!(c.outcome, Outcome::Fail { .. }))
-        {
-            Outcome::Fail {
-                reason: reasons(|o| matches!(o, Outcome::Fail { .. })),
-            }
-        } else if checks
-            .iter()
-            .any(|c| matches!(c.outcome, Outcome::Inconclusive { .. }))
-        {
-            Outcome::Inconclusive {
-                reason: reasons(|o| matches!(o, Outcome::Inconclusive { .. })),
-            }
-        } else {
-            Outcome::Pass
-        };
-
-        let mut next = state.clone();
-        next.measurements = next.measurements.saturating_add(1);
-        let decision = match &round {
-            Outcome::Pass => {
-                next.consecutive_failures = 0;
-                next.consecutive_inconclusive = 0;
-                Decision::Pass
-            }
-            Outcome::Fail { reason } => {
-                next.consecutive_failures = next.consecutive_failures.saturating_add(1);
-                if next.consecutive_failures > self.failure_limit {
-                    Decision::Fail {
-                        reason: format!(
-                            "dynatrace verification failed {} time(s) since the last passing measurement (failureLimit {}): {reason}",
-                            next.consecutive_failures, self.failure_limit
-                        ),
-                    }
-                } else {
-                    Decision::Retry {
-                        reason: format!(
-                            "dynatrace verification failed ({} of {} tolerated): {reason}",
-                            next.consecutive_failures, self.failure_limit
-                        ),
-                    }
-                }
-            }
-            Outcome::Inconclusive { reason } => {
-                next.consecutive_inconclusive = next.consecutive_inconclusive.saturating_add(1);
-                if next.consecutive_inconclusive > self.inconclusive_limit {
-                    Decision::Fail {
-                        reason: format!(
-                            "dynatrace verification was inconclusive {} time(s) since the last passing measurement (inconclusiveLimit {}): {reason}",
-                            next.consecutive_inconclusive, self.inconclusive_limit
-                        ),
-                    }
-                } else {
-                    Decision::Retry {
-                        reason: format!(
-                            "dynatrace verification was inconclusive ({} of {} tolerated): {reason}",
-                            next.consecutive_inconclusive, self.inconclusive_limit
-                        ),
-                    }
-                }
-            }
-        };
-        Evaluation {
-            decision,
-            round,
-            checks,
-            state: next,
+    /// The failure limit and, where inconclusive polls are bounded on their own, the
+    /// inconclusive limit of `source`.
+    fn limits(&self, source: Source) -> (u32, Option<u32>) {
+        match source {
+            Source::Ecs => (self.ecs.failure_limit, None),
+            Source::TargetHealth => (self.target_health.failure_limit, None),
+            Source::CloudWatchAlarms => self
+                .cloud_watch_alarms
+                .as_ref()
+                .map_or((0, None), |a| (a.failure_limit, Some(a.inconclusive_limit))),
+            Source::Dynatrace => self
+                .dynatrace
+                .as_ref()
+                .map_or((0, None), |d| (d.failure_limit, Some(d.inconclusive_limit))),
         }
     }
 }
 
-/// Checks a selector the way the check will use it.
-fn check_selector(selector: &str) -> std::result::Result<(), String> {
-    let s = selector.trim();
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.len() > MAX_SELECTOR_LEN {
-        return Err(format!("must be at most {MAX_SELECTOR_LEN} characters"));
-    }
-    if s != selector {
-        return Err("must not start or end with whitespace".into());
-    }
-    // Outside quotes and parentheses: a comma would be a second metric, and the last
-    // transformation must not be the check's own job.
-    let mut depth = 0usize;
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut top_level = String::new();
-    for c in s.chars() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if c == '~' {
-                escaped = true;
-            } else if c == '"' {
-                quoted = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            '(' => depth += 1,
-            ')' => depth = depth.checked_sub(1).ok_or("has an unbalanced ')'")?,
-            ',' if depth == 0 => {
-                return Err("must select one metric (no top-level comma)".into());
-            }
-            _ if depth == 0 => top_level.push(c),
-            _ => {}
-        }
-    }
-    if quoted || depth != 0 {
-        return Err("has an unclosed quote or parenthesis".into());
-    }
-    let transformations: Vec<&str> = top_level.split(':').skip(1).collect();
-    for t in &transformations {
-        if matches!(*t, "splitBy" | "fold") {
-            return Err(format!(
-                "must not use :{t}: the check adds :splitBy() and its aggregation itself"
-            ));
-        }
-    }
-    if let Some(last) = transformations.last()
-        && AGGREGATIONS.contains(last)
-    {
-        return Err(format!(
-            "must not end with :{last}: set the check's aggregation instead"
-        ));
-    }
-    Ok(())
+/// A verification source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Ecs,
+    TargetHealth,
+    CloudWatchAlarms,
+    Dynatrace,
 }
 
-impl MetricCheck {
-    /// The selector sent: `<metricSelector>:splitBy():<aggregation>`.
-    pub fn selector(&self) -> String {
-        format!("{}:splitBy():{}", self.metric_selector, self.aggregation)
-    }
-
-    /// Evaluates one measurement of this check.
-    pub fn evaluate(&self, m: &Measurement, window_seconds: u32) -> CheckResult {
-        let result = |outcome, value, baseline| CheckResult {
-            name: self.name.clone(),
-            outcome,
-            value,
-            baseline,
-        };
-        let what = format!("{} of {}", self.aggregation, self.metric_selector);
-        if m.green.is_empty() {
-            return result(
-                Outcome::Inconclusive {
-                    reason: format!(
-                        "check {}: no data for green's release over the last {window_seconds} s ({what})",
-                        self.name
-                    ),
-                },
-                None,
-                None,
-            );
-        }
-        let highest = m.green.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lowest = m.green.iter().copied().fold(f64::INFINITY, f64::min);
-        let shown = if self.threshold.min.is_some() && self.threshold.max.is_none() {
-            lowest
-        } else {
-            highest
-        };
-        if let Some(max) = self.threshold.max
-            && highest > max
-        {
-            return result(
-                Outcome::Fail {
-                    reason: format!(
-                        "check {}: green's {what} is {}, above the maximum {}",
-                        self.name,
-                        number(highest),
-                        number(max)
-                    ),
-                },
-                Some(highest),
-                None,
-            );
-        }
-        if let Some(min) = self.threshold.min
-            && lowest < min
-        {
-            return result(
-                Outcome::Fail {
-                    reason: format!(
-                        "check {}: green's {what} is {}, below the minimum {}",
-                        self.name,
-                        number(lowest),
-                        number(min)
-                    ),
-                },
-                Some(lowest),
-                None,
-            );
-        }
-        let Some(comparison) = self.compare_to_baseline else {
-            return result(Outcome::Pass, Some(shown), None);
-        };
-        let blue = match &m.baseline {
-            Baseline::NotCompared | Baseline::Unidentified => {
-                // No blue release to compare to (e.g. blue was not deployed by this
-                // workflow): the absolute threshold is all there is.
-                return result(Outcome::Pass, Some(shown), None);
-            }
-            Baseline::Values(values) if values.is_empty() => {
-                return result(
-                    Outcome::Inconclusive {
-                        reason: format!(
-                            "check {}: no data for blue's release over the last {window_seconds} s to compare to ({what})",
-                            self.name
-                        ),
-                    },
-                    Some(shown),
-                    None,
-                );
-            }
-            Baseline::Values(values) => values,
-        };
-        let blue_highest = blue.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let blue_lowest = blue.iter().copied().fold(f64::INFINITY, f64::min);
-        if lowest < 0.0 || blue_lowest < 0.0 {
-            return result(
-                Outcome::Inconclusive {
-                    reason: format!(
-                        "check {}: a ratio to blue's baseline means nothing for negative values ({what})",
-                        self.name
-                    ),
-                },
-                Some(shown),
-                Some(blue_highest),
-            );
-        }
-        if let Some(max_ratio) = comparison.max_ratio {
-            let fails = if blue_highest == 0.0 {
-                highest > 0.0
-            } else {
-                highest / blue_highest > max_ratio
-            };
-            if fails {
-                let ratio = if blue_highest == 0.0 {
-                    "blue's is 0".to_string()
-                } else {
-                    format!(
-                        "{}× blue's {}",
-                        number(highest / blue_highest),
-                        number(blue_highest)
-                    )
-                };
-                return result(
-                    Outcome::Fail {
-                        reason: format!(
-                            "check {}: green's {what} is {} ({ratio}), above maxRatio {}",
-                            self.name,
-                            number(highest),
-                            number(max_ratio)
-                        ),
-                    },
-                    Some(highest),
-                    Some(blue_highest),
-                );
-            }
-        }
-        if let Some(min_ratio) = comparison.min_ratio
-            && blue_lowest > 0.0
-            && lowest / blue_lowest < min_ratio
-        {
-            return result(
-                Outcome::Fail {
-                    reason: format!(
-                        "check {}: green's {what} is {} ({}× blue's {}), below minRatio {}",
-                        self.name,
-                        number(lowest),
-                        number(lowest / blue_lowest),
-                        number(blue_lowest),
-                        number(min_ratio)
-                    ),
-                },
-                Some(lowest),
-                Some(blue_lowest),
-            );
-        }
-        let blue_shown = if comparison.max_ratio.is_some() {
-            blue_highest
-        } else {
-            blue_lowest
-        };
-        result(Outcome::Pass, Some(shown), Some(blue_shown))
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Ecs => "ECS",
+            Source::TargetHealth => "target health",
+            Source::CloudWatchAlarms => "CloudWatch alarms",
+            Source::Dynatrace => "Dynatrace",
+        })
     }
 }
 
-/// A number in a message: at most four decimals, no trailing zeros.
-fn number(v: f64) -> String {
-    let text = format!("{v:.4}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" {
-        "0".to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-/// What one check measured in one round.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Measurement {
-    /// The check's name.
-    pub check: String,
-    /// Green's values ([`MetricData::values`]); empty: no data.
-    pub green: Vec<f64>,
-    /// Blue's values, where the check compares to them.
-    pub baseline: Baseline,
-}
-
-impl Measurement {
-    /// A measurement from Dynatrace's answers.
-    pub fn from_data(check: &str, green: &MetricData, baseline: Option<&MetricData>) -> Self {
-        Measurement {
-            check: check.to_string(),
-            green: green.values(),
-            baseline: baseline.map_or(Baseline::NotCompared, |b| Baseline::Values(b.values())),
-        }
-    }
-}
-
-/// Blue's side of a measurement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Baseline {
-    /// The check does not compare to blue.
-    NotCompared,
-    /// Blue's release is not known, so there is nothing to compare to.
-    Unidentified,
-    /// Blue's values; empty: no data.
-    Values(Vec<f64>),
-}
-
-/// The outcome of a check, or of a round.
+/// What a source, a check or a poll says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Outcome {
@@ -795,68 +210,188 @@ impl Outcome {
             Outcome::Fail { reason } | Outcome::Inconclusive { reason } => Some(reason),
         }
     }
+
+    /// Several outcomes as one: any failure fails (naming every failure), else anything
+    /// inconclusive is inconclusive (naming each), else it passes.
+    pub fn combine(outcomes: &[Outcome]) -> Outcome {
+        let reasons = |pick: fn(&Outcome) -> bool| {
+            outcomes
+                .iter()
+                .filter(|o| pick(o))
+                .filter_map(Outcome::reason)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        if outcomes.iter().any(|o| matches!(o, Outcome::Fail { .. })) {
+            Outcome::Fail {
+                reason: reasons(|o| matches!(o, Outcome::Fail { .. })),
+            }
+        } else if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Inconclusive { .. }))
+        {
+            Outcome::Inconclusive {
+                reason: reasons(|o| matches!(o, Outcome::Inconclusive { .. })),
+            }
+        } else {
+            Outcome::Pass
+        }
+    }
 }
 
-/// One check's result in a round.
+/// One source's outcome at one poll.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub name: String,
+pub struct SourceResult {
+    pub source: Source,
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// Green's value the verdict rests on (the highest, or the lowest for a minimum).
-    pub value: Option<f64>,
-    /// Blue's value it was compared to.
-    pub baseline: Option<f64>,
 }
 
-/// Counters the state machine carries from one round to the next.
+/// Polls in a row a source failed, or was inconclusive, since it last passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Counters {
+    pub failures: u32,
+    pub inconclusive: u32,
+}
+
+/// What the polls of a phase so far left, carried by the state machine to the next poll.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct VerificationState {
-    /// Failed rounds since the last passing one.
-    pub consecutive_failures: u32,
-    /// Inconclusive rounds since the last passing one.
-    pub consecutive_inconclusive: u32,
-    /// Rounds so far.
-    pub measurements: u32,
+pub struct Observation {
+    /// Polls of this phase so far.
+    pub polls: u32,
+    pub ecs: Counters,
+    pub target_health: Counters,
+    pub cloud_watch_alarms: Counters,
+    pub dynatrace: Counters,
 }
 
-/// What the state machine does next.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "camelCase", deny_unknown_fields)]
-pub enum Decision {
-    /// Green passed: go on.
+impl Observation {
+    fn counters(&mut self, source: Source) -> &mut Counters {
+        match source {
+            Source::Ecs => &mut self.ecs,
+            Source::TargetHealth => &mut self.target_health,
+            Source::CloudWatchAlarms => &mut self.cloud_watch_alarms,
+            Source::Dynatrace => &mut self.dynatrace,
+        }
+    }
+}
+
+/// What a poll decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Poll again.
+    Wait { reason: String },
+    /// Green passed this phase.
     Pass,
-    /// Within the limits: measure again after a wait, passing the new state in.
-    Retry { reason: String },
-    /// Over a limit: roll back.
+    /// Green failed: roll back.
     Fail { reason: String },
 }
 
-/// The result of one round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Evaluation {
-    #[serde(flatten)]
-    pub decision: Decision,
-    /// The round's combined outcome.
-    pub round: Outcome,
-    pub checks: Vec<CheckResult>,
-    /// To pass into the next round.
-    pub state: VerificationState,
+/// A poll's verdict and the observation to carry to the next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub observation: Observation,
 }
 
-impl Evaluation {
-    /// The evaluation, or [`Error::VerificationFailed`] with the reason when it failed.
-    ///
-    /// # Errors
-    /// [`Error::VerificationFailed`] for [`Decision::Fail`].
-    pub fn into_result(self) -> Result<Self> {
-        match &self.decision {
-            Decision::Fail { reason } => Err(Error::VerificationFailed(reason.clone())),
-            _ => Ok(self),
+/// How many polls a phase takes: at least `bake_polls` (its bake), at most
+/// `bake_polls - 1 + max_polls` (`timing.maxHealthPolls` beyond it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollBounds {
+    pub bake_polls: u32,
+    pub max_polls: u32,
+}
+
+impl PollBounds {
+    /// The poll after which the phase fails unless it passed.
+    pub fn last(&self) -> u32 {
+        self.bake_polls.max(1).saturating_add(self.max_polls.max(1)) - 1
+    }
+}
+
+/// Judges one poll's `results` given what the phase's earlier polls left.
+pub fn judge(
+    spec: &Verification,
+    results: &[SourceResult],
+    before: &Observation,
+    bounds: PollBounds,
+) -> Judgement {
+    let mut next = before.clone();
+    next.polls = next.polls.saturating_add(1);
+    let mut over_limit = Vec::new();
+    for r in results {
+        let (failure_limit, inconclusive_limit) = spec.limits(r.source);
+        let counters = next.counters(r.source);
+        match &r.outcome {
+            Outcome::Pass => *counters = Counters::default(),
+            Outcome::Fail { reason } => {
+                counters.failures = counters.failures.saturating_add(1);
+                if counters.failures > failure_limit {
+                    over_limit.push(format!(
+                        "{} failed {} poll(s) in a row (failureLimit {failure_limit}): {reason}",
+                        r.source, counters.failures
+                    ));
+                }
+            }
+            Outcome::Inconclusive { reason } => {
+                counters.inconclusive = counters.inconclusive.saturating_add(1);
+                if let Some(limit) = inconclusive_limit
+                    && counters.inconclusive > limit
+                {
+                    over_limit.push(format!(
+                        "{} was inconclusive {} poll(s) in a row (inconclusiveLimit {limit}): {reason}",
+                        r.source, counters.inconclusive
+                    ));
+                }
+            }
         }
+    }
+    let verdict = if !over_limit.is_empty() {
+        Verdict::Fail {
+            reason: over_limit.join("; "),
+        }
+    } else {
+        let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome.clone()).collect();
+        let pending =
+            |r: &SourceResult| r.outcome.reason().map(|why| format!("{}: {why}", r.source));
+        let not_passing: Vec<String> = results.iter().filter_map(pending).collect();
+        let all_pass = Outcome::combine(&outcomes) == Outcome::Pass;
+        if all_pass && next.polls >= bounds.bake_polls {
+            Verdict::Pass
+        } else if next.polls >= bounds.last() {
+            Verdict::Fail {
+                reason: format!(
+                    "green did not pass verification within {} poll(s) ({} to bake, {} more allowed): {}",
+                    next.polls,
+                    bounds.bake_polls,
+                    bounds.max_polls,
+                    if not_passing.is_empty() {
+                        "every source passed only at the last poll".to_string()
+                    } else {
+                        not_passing.join("; ")
+                    }
+                ),
+            }
+        } else if not_passing.is_empty() {
+            Verdict::Wait {
+                reason: format!(
+                    "every source passes; baking, poll {} of {}",
+                    next.polls, bounds.bake_polls
+                ),
+            }
+        } else {
+            Verdict::Wait {
+                reason: not_passing.join("; "),
+            }
+        }
+    };
+    Judgement {
+        verdict,
+        observation: next,
     }
 }
 
@@ -867,462 +402,207 @@ mod tests {
 
     use super::*;
 
-    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-
-    fn source(v: serde_json::Value) -> DynatraceVerification {
-        DynatraceVerification::parse(v).unwrap()
-    }
-
-    fn error_rate() -> DynatraceVerification {
-        source(json!({
-            "checks": [{
-                "name": "error-rate",
-                "metricSelector": "calc:service.errors.rate",
-                "threshold": {"max": 5}
-            }]
-        }))
-    }
-
-    fn measured(check: &str, green: &[f64]) -> Measurement {
-        Measurement {
-            check: check.into(),
-            green: green.to_vec(),
-            baseline: Baseline::NotCompared,
+    fn pass(source: Source) -> SourceResult {
+        SourceResult {
+            source,
+            outcome: Outcome::Pass,
         }
     }
 
-    fn compared(check: &str, green: &[f64], blue: &[f64]) -> Measurement {
-        Measurement {
-            check: check.into(),
-            green: green.to_vec(),
-            baseline: Baseline::Values(blue.to_vec()),
+    fn fail(source: Source, why: &str) -> SourceResult {
+        SourceResult {
+            source,
+            outcome: Outcome::Fail { reason: why.into() },
         }
     }
 
-    #[test]
-    fn a_minimal_source_gets_every_default() {
-        let s = error_rate();
-        assert_eq!(s.window_seconds, DEFAULT_WINDOW_SECONDS);
-        assert_eq!(s.failure_limit, 0);
-        assert_eq!(s.inconclusive_limit, 3);
-        assert_eq!(s.checks[0].aggregation, Aggregation::Avg);
-        assert_eq!(s.checks[0].compare_to_baseline, None);
-        assert_eq!(
-            s.checks[0].selector(),
-            "calc:service.errors.rate:splitBy():avg"
-        );
-    }
-
-    #[test]
-    fn queries_cover_the_window_of_greens_release_at_resolution_inf() {
-        let s = source(json!({
-            "windowSeconds": 120,
-            "releaseStage": "production",
-            "checks": [{"name": "p95", "metricSelector": "builtin:tech.generic.cpu.usage", "aggregation": "percentile(95)", "threshold": {"max": 80}}]
-        }));
-        let release = s.release(release_version(&format!("r.io/orders@{DIGEST}")).unwrap());
-        let q = s.query(&s.checks[0], &release, 1_000_000);
-        assert_eq!(
-            q.metric_selector,
-            "builtin:tech.generic.cpu.usage:splitBy():percentile(95)"
-        );
-        assert_eq!((q.from_ms, q.to_ms), (880_000, 1_000_000));
-        assert_eq!(q.resolution.as_deref(), Some("Inf"));
-        assert_eq!(
-            q.release.entity_selector(),
-            format!(
-                "type(PROCESS_GROUP_INSTANCE),releasesVersion(\"{DIGEST}\"),releasesStage(\"production\")"
-            )
-        );
-    }
-
-    #[test]
-    fn the_release_version_is_the_digest_and_a_tag_is_not_enough() {
-        assert_eq!(
-            release_version(&format!("r.io/orders@{DIGEST}")).unwrap(),
-            DIGEST
-        );
-        let err = release_version("r.io/orders:v2").unwrap_err();
-        assert_eq!(err.error_type(), "InvalidInput");
-        assert!(err.to_string().contains("digest"), "{err}");
-    }
-
-    #[test]
-    fn bad_sources_are_rejected_naming_the_field() {
-        let check = json!({"name": "c", "metricSelector": "m", "threshold": {"max": 1}});
-        let cases = [
-            (
-                json!({"checks": []}),
-                "verification.dynatrace.checks must have 1 to 10",
-            ),
-            (
-                json!({"checks": [check], "windowSeconds": 30}),
-                "windowSeconds must be 60",
-            ),
-            (
-                json!({"checks": [check], "failureLimit": 101}),
-                "failureLimit must be 0 to 100",
-            ),
-            (
-                json!({"checks": [check, check]}),
-                "checks[1].name \"c\" is used",
-            ),
-            (
-                json!({"checks": [{"name": "a b", "metricSelector": "m", "threshold": {"max": 1}}]}),
-                "checks[0].name must be",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m"}]}),
-                "checks[0].threshold needs max or min",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m", "threshold": {"min": 2, "max": 1}}]}),
-                "min (2) must not be above max (1)",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m", "compareToBaseline": {}}]}),
-                "compareToBaseline needs maxRatio",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m", "compareToBaseline": {"maxRatio": 0}}]}),
-                "maxRatio must be a number above 0",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m:avg", "threshold": {"max": 1}}]}),
-                "must not end with :avg",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m:splitBy(\"x\")", "threshold": {"max": 1}}]}),
-                "must not use :splitBy",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "a,b", "threshold": {"max": 1}}]}),
-                "one metric",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m:filter(eq(\"a\",\"b\"", "threshold": {"max": 1}}]}),
-                "unclosed",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m", "aggregation": "p95", "threshold": {"max": 1}}]}),
-                "checks[0].aggregation: aggregation must be",
-            ),
-            (
-                json!({"checks": [{"name": "c", "metricSelector": "m", "treshold": {"max": 1}}]}),
-                "treshold",
-            ),
-            (
-                json!({"checks": [check], "windowSecond": 60}),
-                "windowSecond",
-            ),
-        ];
-        for (value, expected) in cases {
-            let err = DynatraceVerification::parse(value.clone()).unwrap_err();
-            assert_eq!(err.error_type(), "InvalidInput", "{value}");
-            assert!(err.to_string().contains(expected), "{value}: {err}");
+    fn unsure(source: Source, why: &str) -> SourceResult {
+        SourceResult {
+            source,
+            outcome: Outcome::Inconclusive { reason: why.into() },
         }
     }
 
-    #[test]
-    fn a_filter_with_commas_inside_is_one_metric_and_aggregations_round_trip() {
-        let s = source(json!({"checks": [{
-            "name": "c",
-            "metricSelector": "builtin:tech.generic.cpu.usage:filter(and(eq(\"a\",\"x,y\"),eq(\"b\",\"z\")))",
-            "aggregation": "percentile(99.9)",
-            "threshold": {"max": 1}
-        }]}));
-        assert_eq!(s.checks[0].aggregation, Aggregation::Percentile(99.9));
-        let back = serde_json::to_value(&s).unwrap();
-        assert_eq!(back["checks"][0]["aggregation"], json!("percentile(99.9)"));
-        assert_eq!(DynatraceVerification::parse(back).unwrap(), s);
+    fn with_alarms(failure_limit: u32, inconclusive_limit: u32) -> Verification {
+        Verification {
+            cloud_watch_alarms: Some(AlarmVerification {
+                alarm_names: vec!["orders-5xx".into()],
+                alarm_name_prefix: None,
+                failure_limit,
+                inconclusive_limit,
+            }),
+            ..Verification::default()
+        }
+    }
+
+    const BAKE_3: PollBounds = PollBounds {
+        bake_polls: 3,
+        max_polls: 5,
+    };
+
+    /// Judges `polls` in order from a fresh observation; answers every verdict.
+    fn run(spec: &Verification, polls: &[Vec<SourceResult>], bounds: PollBounds) -> Vec<Verdict> {
+        let mut observation = Observation::default();
+        polls
+            .iter()
+            .map(|results| {
+                let j = judge(spec, results, &observation, bounds);
+                observation = j.observation;
+                j.verdict
+            })
+            .collect()
     }
 
     #[test]
-    fn a_value_above_the_maximum_fails_and_at_the_maximum_passes() {
-        let s = error_rate();
-        let fail = s.checks[0].evaluate(&measured("error-rate", &[1.0, 7.5]), 300);
+    fn a_phase_passes_only_once_its_bake_polls_are_done_and_every_source_passes() {
+        let healthy = vec![pass(Source::Ecs), pass(Source::TargetHealth)];
+        let verdicts = run(
+            &Verification::default(),
+            &[healthy.clone(), healthy.clone(), healthy],
+            BAKE_3,
+        );
+        assert!(matches!(&verdicts[0], Verdict::Wait { reason } if reason.contains("poll 1 of 3")));
+        assert!(matches!(verdicts[1], Verdict::Wait { .. }));
+        assert_eq!(verdicts[2], Verdict::Pass);
+    }
+
+    #[test]
+    fn with_the_default_limits_the_first_failure_fails_naming_source_and_reason() {
+        let verdicts = run(
+            &with_alarms(0, 3),
+            &[vec![
+                pass(Source::Ecs),
+                fail(Source::CloudWatchAlarms, "orders-5xx is in ALARM"),
+            ]],
+            BAKE_3,
+        );
         assert_eq!(
-            fail.outcome,
-            Outcome::Fail {
-                reason: "check error-rate: green's avg of calc:service.errors.rate is 7.5, above the maximum 5".into()
+            verdicts[0],
+            Verdict::Fail {
+                reason: "CloudWatch alarms failed 1 poll(s) in a row (failureLimit 0): orders-5xx is in ALARM".into()
             }
         );
-        assert_eq!(fail.value, Some(7.5));
-        let pass = s.checks[0].evaluate(&measured("error-rate", &[5.0]), 300);
-        assert_eq!(pass.outcome, Outcome::Pass);
-        assert_eq!(pass.value, Some(5.0));
     }
 
     #[test]
-    fn a_value_below_the_minimum_fails() {
-        let s = source(
-            json!({"checks": [{"name": "throughput", "metricSelector": "calc:service.requests", "aggregation": "sum", "threshold": {"min": 10}}]}),
+    fn failures_within_the_limit_wait_and_a_pass_resets_that_sources_count() {
+        let spec = with_alarms(1, 3);
+        let alarm = || fail(Source::CloudWatchAlarms, "in ALARM");
+        let ok = || pass(Source::CloudWatchAlarms);
+        let verdicts = run(
+            &spec,
+            &[vec![alarm()], vec![ok()], vec![alarm()], vec![ok()]],
+            BAKE_3,
         );
-        let r = s.checks[0].evaluate(&measured("throughput", &[12.0, 3.0]), 300);
+        assert!(matches!(verdicts[0], Verdict::Wait { .. }), "{verdicts:?}");
+        assert!(matches!(verdicts[2], Verdict::Wait { .. }), "{verdicts:?}");
+        let two_in_a_row = run(&spec, &[vec![alarm()], vec![alarm()]], BAKE_3);
         assert!(
-            matches!(&r.outcome, Outcome::Fail { reason } if reason.contains("is 3, below the minimum 10")),
-            "{r:?}"
+            matches!(&two_in_a_row[1], Verdict::Fail { reason } if reason.contains("failed 2 poll(s) in a row (failureLimit 1)")),
+            "{two_in_a_row:?}"
         );
-        assert_eq!(r.value, Some(3.0));
     }
 
     #[test]
-    fn no_data_is_inconclusive_never_a_pass() {
-        let s = error_rate();
-        let r = s.checks[0].evaluate(&measured("error-rate", &[]), 300);
-        assert!(
-            matches!(&r.outcome, Outcome::Inconclusive { reason } if reason.contains("no data for green's release over the last 300 s")),
-            "{r:?}"
+    fn inconclusive_polls_are_retried_up_to_their_limit_then_fail() {
+        let spec = with_alarms(0, 2);
+        let no_data = || unsure(Source::CloudWatchAlarms, "orders-5xx has INSUFFICIENT_DATA");
+        let verdicts = run(
+            &spec,
+            &[vec![no_data()], vec![no_data()], vec![no_data()]],
+            BAKE_3,
         );
-        let data = MetricData {
-            series: vec![crate::dynatrace::MetricSeries {
-                values: vec![None, Some(f64::NAN)],
-                ..Default::default()
-            }],
-            ..Default::default()
+        assert!(
+            matches!(&verdicts[0], Verdict::Wait { reason } if reason.contains("INSUFFICIENT_DATA"))
+        );
+        assert!(matches!(verdicts[1], Verdict::Wait { .. }));
+        assert!(
+            matches!(&verdicts[2], Verdict::Fail { reason } if reason.contains("inconclusive 3 poll(s) in a row (inconclusiveLimit 2)")),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn health_that_never_settles_fails_at_the_poll_bound_naming_what_did_not_pass() {
+        let coming_up = || vec![unsure(Source::TargetHealth, "1 of 2 healthy")];
+        let bounds = PollBounds {
+            bake_polls: 1,
+            max_polls: 4,
         };
-        let m = Measurement::from_data("error-rate", &data, None);
-        assert!(m.green.is_empty(), "null and NaN values are no data");
-    }
-
-    fn latency(max_ratio: f64) -> DynatraceVerification {
-        source(json!({"checks": [{
-            "name": "latency",
-            "metricSelector": "calc:service.response.time",
-            "aggregation": "percentile(95)",
-            "threshold": {"max": 2000},
-            "compareToBaseline": {"maxRatio": max_ratio}
-        }]}))
+        let verdicts = run(
+            &Verification::default(),
+            &[coming_up(), coming_up(), coming_up(), coming_up()],
+            bounds,
+        );
+        assert!(
+            verdicts[..3]
+                .iter()
+                .all(|v| matches!(v, Verdict::Wait { .. }))
+        );
+        assert!(
+            matches!(&verdicts[3], Verdict::Fail { reason } if reason.contains("within 4 poll(s)") && reason.contains("target health: 1 of 2 healthy")),
+            "{verdicts:?}"
+        );
     }
 
     #[test]
-    fn green_fails_when_worse_than_blue_by_more_than_the_ratio() {
-        let s = latency(1.5);
-        let r = s.checks[0].evaluate(&compared("latency", &[240.0], &[100.0]), 300);
-        assert!(
-            matches!(&r.outcome, Outcome::Fail { reason } if reason.contains("is 240 (2.4× blue's 100), above maxRatio 1.5")),
-            "{r:?}"
-        );
-        assert_eq!((r.value, r.baseline), (Some(240.0), Some(100.0)));
-        let ok = s.checks[0].evaluate(&compared("latency", &[150.0], &[100.0]), 300);
-        assert_eq!(ok.outcome, Outcome::Pass);
-        assert_eq!(ok.baseline, Some(100.0));
+    fn sources_alternating_out_of_phase_still_end_at_the_poll_bound() {
+        let spec = with_alarms(1, 3);
+        let a = vec![fail(Source::CloudWatchAlarms, "x"), pass(Source::Ecs)];
+        let b = vec![pass(Source::CloudWatchAlarms), fail(Source::Ecs, "y")];
+        let mut spec_ecs = spec.clone();
+        spec_ecs.ecs.failure_limit = 1;
+        let polls: Vec<_> = (0..20)
+            .map(|i| if i % 2 == 0 { a.clone() } else { b.clone() })
+            .collect();
+        let verdicts = run(&spec_ecs, &polls, BAKE_3);
+        let first_fail = verdicts
+            .iter()
+            .position(|v| matches!(v, Verdict::Fail { .. }));
+        assert_eq!(first_fail, Some(BAKE_3.last() as usize - 1), "{verdicts:?}");
     }
 
     #[test]
-    fn a_zero_baseline_fails_any_green_above_zero_and_passes_zero() {
-        let s = latency(1.5);
-        let r = s.checks[0].evaluate(&compared("latency", &[0.1], &[0.0]), 300);
-        assert!(
-            matches!(&r.outcome, Outcome::Fail { reason } if reason.contains("blue's is 0")),
-            "{r:?}"
+    fn observations_round_trip_through_the_state_machine_and_start_empty() {
+        let j = judge(
+            &with_alarms(0, 3),
+            &[unsure(Source::CloudWatchAlarms, "no data")],
+            &Observation::default(),
+            BAKE_3,
         );
-        let r = s.checks[0].evaluate(&compared("latency", &[0.0], &[0.0]), 300);
-        assert_eq!(r.outcome, Outcome::Pass);
-    }
-
-    #[test]
-    fn a_min_ratio_fails_green_far_below_blue() {
-        let s = source(
-            json!({"checks": [{"name": "rps", "metricSelector": "calc:service.requests", "compareToBaseline": {"minRatio": 0.8}}]}),
-        );
-        let r = s.checks[0].evaluate(&compared("rps", &[50.0], &[100.0]), 300);
-        assert!(
-            matches!(&r.outcome, Outcome::Fail { reason } if reason.contains("0.5× blue's 100), below minRatio 0.8")),
-            "{r:?}"
-        );
-        let r = s.checks[0].evaluate(&compared("rps", &[90.0], &[100.0]), 300);
-        assert_eq!(r.outcome, Outcome::Pass);
-    }
-
-    #[test]
-    fn no_baseline_data_is_inconclusive_but_an_unknown_blue_release_compares_to_nothing() {
-        let s = latency(1.5);
-        let r = s.checks[0].evaluate(&compared("latency", &[150.0], &[]), 300);
-        assert!(
-            matches!(&r.outcome, Outcome::Inconclusive { reason } if reason.contains("no data for blue's release")),
-            "{r:?}"
-        );
-        let unknown = Measurement {
-            check: "latency".into(),
-            green: vec![150.0],
-            baseline: Baseline::Unidentified,
-        };
-        assert_eq!(s.checks[0].evaluate(&unknown, 300).outcome, Outcome::Pass);
-        // A threshold failure is definite even without a baseline.
-        let r = s.checks[0].evaluate(&compared("latency", &[2500.0], &[]), 300);
-        assert!(matches!(r.outcome, Outcome::Fail { .. }), "{r:?}");
-    }
-
-    #[test]
-    fn with_the_default_limits_the_first_failure_fails_verification() {
-        let s = error_rate();
-        let e = s.evaluate(
-            &[measured("error-rate", &[9.0])],
-            &VerificationState::default(),
-        );
-        assert!(
-            matches!(&e.decision, Decision::Fail { reason } if reason.starts_with("dynatrace verification failed 1 time(s) since the last passing measurement (failureLimit 0): check error-rate")),
-            "{e:?}"
-        );
-        let err = e.into_result().unwrap_err();
-        assert_eq!(err.error_type(), "VerificationFailed");
-    }
-
-    #[test]
-    fn failures_within_the_limit_retry_and_a_pass_resets_the_counters() {
-        let mut s = error_rate();
-        s.failure_limit = 1;
-        // Given one failed round
-        let first = s.evaluate(
-            &[measured("error-rate", &[9.0])],
-            &VerificationState::default(),
-        );
-        assert!(
-            matches!(first.decision, Decision::Retry { .. }),
-            "{first:?}"
-        );
-        assert_eq!(first.state.consecutive_failures, 1);
-        // When the next round passes, the counters reset
-        let second = s.evaluate(&[measured("error-rate", &[1.0])], &first.state);
-        assert_eq!(second.decision, Decision::Pass);
+        let v = serde_json::to_value(&j.observation).unwrap();
+        assert_eq!(v["polls"], json!(1));
         assert_eq!(
-            second.state,
-            VerificationState {
-                consecutive_failures: 0,
-                consecutive_inconclusive: 0,
-                measurements: 2
-            }
+            v["cloudWatchAlarms"],
+            json!({"failures": 0, "inconclusive": 1})
         );
-        // But two failures in a row are over the limit
-        let third = s.evaluate(&[measured("error-rate", &[9.0])], &first.state);
-        assert!(matches!(third.decision, Decision::Fail { .. }), "{third:?}");
+        let back: Observation = crate::lambda::parse_payload(v).unwrap();
+        assert_eq!(back, j.observation);
+        assert_eq!(
+            crate::lambda::parse_payload::<Observation>(json!({})).unwrap(),
+            Observation::default()
+        );
     }
 
     #[test]
-    fn inconclusive_rounds_are_retried_up_to_their_limit_then_fail() {
-        let s = error_rate();
-        let mut state = VerificationState::default();
-        for round in 1..=3 {
-            let e = s.evaluate(&[measured("error-rate", &[])], &state);
-            assert!(
-                matches!(&e.decision, Decision::Retry { reason } if reason.contains(&format!("inconclusive ({round} of 3 tolerated)"))),
-                "{e:?}"
-            );
-            state = e.state;
+    fn bad_thresholds_are_rejected_by_name() {
+        let mut v = Verification::default();
+        v.ecs.failure_limit = 101;
+        assert!(
+            v.check()
+                .unwrap_err()
+                .to_string()
+                .contains("verification.ecs.failureLimit")
+        );
+        let mut v = with_alarms(0, 3);
+        if let Some(a) = v.cloud_watch_alarms.as_mut() {
+            a.alarm_names.clear();
         }
-        let e = s.evaluate(&[measured("error-rate", &[])], &state);
         assert!(
-            matches!(&e.decision, Decision::Fail { reason } if reason.contains("inconclusive 4 time(s)") && reason.contains("inconclusiveLimit 3")),
-            "{e:?}"
+            v.check()
+                .unwrap_err()
+                .to_string()
+                .contains("needs alarmNames")
         );
-    }
-
-    #[test]
-    fn a_failing_check_outweighs_an_inconclusive_one_and_counters_do_not_reset_each_other() {
-        let s = source(json!({
-            "failureLimit": 1,
-            "checks": [
-                {"name": "a", "metricSelector": "m.a", "threshold": {"max": 1}},
-                {"name": "b", "metricSelector": "m.b", "threshold": {"max": 1}}
-            ]
-        }));
-        let first = s.evaluate(
-            &[measured("a", &[5.0]), measured("b", &[])],
-            &VerificationState::default(),
-        );
-        assert!(matches!(first.round, Outcome::Fail { .. }), "{first:?}");
-        assert_eq!(first.checks.len(), 2);
-        assert!(matches!(
-            first.checks[1].outcome,
-            Outcome::Inconclusive { .. }
-        ));
-        let second = s.evaluate(&[measured("a", &[0.5]), measured("b", &[])], &first.state);
-        assert!(matches!(second.round, Outcome::Inconclusive { .. }));
-        assert_eq!(
-            (
-                second.state.consecutive_failures,
-                second.state.consecutive_inconclusive
-            ),
-            (1, 1),
-            "an inconclusive round keeps the failure count"
-        );
-        let third = s.evaluate(
-            &[measured("a", &[5.0]), measured("b", &[0.0])],
-            &second.state,
-        );
-        assert!(matches!(third.decision, Decision::Fail { .. }), "{third:?}");
-    }
-
-    #[test]
-    fn a_check_without_a_measurement_is_inconclusive() {
-        let s = error_rate();
-        let e = s.evaluate(&[], &VerificationState::default());
-        assert!(
-            matches!(&e.checks[0].outcome, Outcome::Inconclusive { reason } if reason.contains("not measured")),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn evaluations_and_state_serialize_for_the_state_machine() {
-        let s = error_rate();
-        let e = s.evaluate(
-            &[measured("error-rate", &[])],
-            &VerificationState::default(),
-        );
-        let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(v["decision"], json!("retry"));
-        assert_eq!(v["round"]["verdict"], json!("inconclusive"));
-        assert_eq!(v["checks"][0]["verdict"], json!("inconclusive"));
-        assert_eq!(v["checks"][0]["name"], json!("error-rate"));
-        assert_eq!(
-            v["state"],
-            json!({"consecutiveFailures": 0, "consecutiveInconclusive": 1, "measurements": 1})
-        );
-        let state: VerificationState = crate::lambda::parse_payload(v["state"].clone()).unwrap();
-        assert_eq!(state, e.state);
-        assert_eq!(
-            crate::lambda::parse_payload::<VerificationState>(json!({})).unwrap(),
-            VerificationState::default()
-        );
-        assert!(crate::lambda::parse_payload::<VerificationState>(json!({"failures": 1})).is_err());
-    }
-
-    mod against_the_fake_dynatrace {
-        use super::*;
-        use crate::dynatrace::tests_support::FakeApi;
-
-        #[tokio::test]
-        async fn measures_green_and_blue_separately_and_fails_a_regressed_canary() {
-            // Given green at 240 ms and blue at 100 ms for the same metric
-            let fake = FakeApi::start().await;
-            let dt = fake.reader().await;
-            let blue_digest = format!("sha256:{}", "2".repeat(64));
-            fake.rule(json!({"metricSelectorContains": "calc:service.response.time", "releaseVersion": DIGEST, "value": 240})).await;
-            fake.rule(json!({"metricSelectorContains": "calc:service.response.time", "releaseVersion": blue_digest, "value": 100})).await;
-            let s = latency(1.5);
-
-            // When measured and evaluated
-            let green = s.release(DIGEST);
-            let blue = s.release(blue_digest.clone());
-            let m = s
-                .measure(&dt, &green, Some(&blue), 1_767_225_600_000)
-                .await
-                .unwrap();
-            let e = s.evaluate(&m, &VerificationState::default());
-
-            // Then green is compared to blue and fails
-            assert_eq!(m[0].green, vec![240.0]);
-            assert_eq!(m[0].baseline, Baseline::Values(vec![100.0]));
-            assert!(
-                matches!(&e.decision, Decision::Fail { reason } if reason.contains("2.4× blue's 100")),
-                "{e:?}"
-            );
-            let queries = fake.control("queries").await;
-            assert_eq!(queries["queries"][0]["releaseVersion"], json!(DIGEST));
-            assert_eq!(queries["queries"][1]["releaseVersion"], json!(blue_digest));
-            assert_eq!(queries["queries"][0]["resolution"], json!("Inf"));
-        }
     }
 }

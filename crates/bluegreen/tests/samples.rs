@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use bluegreen::lambda::parse_payload;
 use bluegreen::model::DeployRequest;
+use bluegreen::steps::verify_health::{Phase, VerifyHealthInput};
 use bluegreen::steps::{
-    DrainAction, DrainBlueInput, ShiftTrafficInput, StepInput, ValidateInput, ValidateOutput,
+    DrainAction, DrainBlueInput, RouteChoice, ShiftTrafficInput, StepInput, ValidateInput,
+    ValidateOutput,
 };
 
 fn events() -> PathBuf {
@@ -36,7 +38,7 @@ fn every_deploy_sample_is_a_valid_execution_input_except_the_invalid_ones() {
         }
         seen += 1;
     }
-    assert!(seen >= 3, "expected the deploy samples, found {seen}");
+    assert!(seen >= 5, "expected the deploy samples, found {seen}");
 }
 
 #[test]
@@ -45,7 +47,7 @@ fn the_validate_samples_agree_with_each_other() {
     let expected: ValidateOutput = parse_payload(load("validate/output.json")).unwrap();
     let deployment = DeployRequest::parse(input.request)
         .unwrap()
-        .into_deployment(&input.execution_name)
+        .into_deployment(&input.execution_name, input.execution_arn.as_deref())
         .unwrap();
     assert_eq!(deployment, expected.deployment);
 }
@@ -53,14 +55,26 @@ fn the_validate_samples_agree_with_each_other() {
 #[test]
 fn every_step_sample_parses_into_its_step_input() {
     parse_payload::<StepInput>(load("create-green/input.json")).unwrap();
-    parse_payload::<StepInput>(load("verify-health/input.json")).unwrap();
+    for (file, phase) in [
+        ("launch", Phase::Launch),
+        ("step", Phase::Step),
+        ("approval", Phase::Approval),
+    ] {
+        let input: VerifyHealthInput =
+            parse_payload(load(&format!("verify-health/{file}.json"))).unwrap();
+        assert_eq!(input.phase, phase, "{file}");
+    }
     let shift: ShiftTrafficInput = parse_payload(load("shift-traffic/input.json")).unwrap();
-    assert_eq!(shift.green_weight, 100);
+    assert_eq!(
+        (shift.green_weight, shift.route),
+        (100, RouteChoice::Production)
+    );
     let back: ShiftTrafficInput = parse_payload(load("shift-traffic/rollback.json")).unwrap();
-    assert_eq!(back.green_weight, 0);
+    assert_eq!((back.green_weight, back.route), (0, RouteChoice::All));
     for (file, action) in [
         ("promote", DrainAction::Promote),
         ("removeBlue", DrainAction::RemoveBlue),
+        ("restoreBlue", DrainAction::RestoreBlue),
         ("removeGreen", DrainAction::RemoveGreen),
     ] {
         let input: DrainBlueInput =

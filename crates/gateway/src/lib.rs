@@ -2,9 +2,11 @@
 //!
 //! Lambda invokes go to `cargo lambda watch` (with Lambda's error contract), everything else
 //! to moto, and the ECS control plane moto lacks (tasks of task sets, their targets' health,
-//! ECS counts) is simulated here, as is a fake Dynatrace API under `/dynatrace`. See
+//! ECS counts) is simulated here, as is a fake Dynatrace API under `/dynatrace`. CloudWatch
+//! calls are translated between the SDK's CBOR protocol and moto's JSON one. See
 //! `docs/local-stack.md`.
 
+pub mod cloudwatch;
 pub mod config;
 pub mod control;
 pub mod dynatrace;

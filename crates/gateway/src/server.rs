@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::cloudwatch;
 use crate::config::Config;
 use crate::control;
 use crate::dynatrace::{self, FakeDynatrace};
@@ -123,6 +124,7 @@ enum Route {
     MotoReset,
     Control,
     Dynatrace,
+    CloudWatch(String),
     Moto(Option<String>),
 }
 
@@ -140,6 +142,9 @@ impl Route {
         }
         if let Some(op) = ecs::operation(&req.headers) {
             return Route::Ecs(op);
+        }
+        if let Some(op) = cloudwatch::operation(path) {
+            return Route::CloudWatch(op.to_owned());
         }
         if req.method == Method::POST && path == "/moto-api/reset" {
             return Route::MotoReset;
@@ -167,6 +172,7 @@ impl fmt::Display for Route {
             Route::MotoReset => f.write_str("moto:reset"),
             Route::Control => f.write_str("control"),
             Route::Dynatrace => f.write_str("dynatrace"),
+            Route::CloudWatch(op) => write!(f, "cloudwatch:{op}"),
             Route::Moto(Some(service)) => write!(f, "moto:{service}"),
             Route::Moto(None) => f.write_str("moto"),
         }
@@ -233,6 +239,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             lambda::invoke(&state.lambda_http, &state.lambda_url, function, &req).await
         }
         Route::Ecs(op) => ecs::handle(&state, op, &req).await,
+        Route::CloudWatch(op) => cloudwatch::handle(&state.http, &state.moto_url, op, &req).await,
         Route::Elbv2 { action, params } if action == "DescribeTargetHealth" => {
             elbv2::describe_target_health(&state, &req, params).await
         }

@@ -86,6 +86,7 @@ pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -98,6 +99,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
         }
     }
 }

@@ -316,17 +316,18 @@ impl Environment {
         strategy: Strategy,
         timing: Timing,
     ) -> DeployRequest {
-        DeployRequest {
-            cluster: self.cluster_name.clone(),
-            service: self.service_name.clone(),
-            container: APP_CONTAINER.into(),
-            image: image.into(),
-            listener_arn: self.listener_arn.clone(),
-            listener_rule_arn: self.listener_rule_arn.clone(),
-            target_group_arns: self.target_group_arns.to_vec(),
-            strategy,
-            timing,
-        }
+        let mut request = DeployRequest::new(
+            self.cluster_name.clone(),
+            self.service_name.clone(),
+            APP_CONTAINER,
+            image,
+            self.listener_arn.clone(),
+            self.target_group_arns.clone(),
+        );
+        request.listener_rule_arn = self.listener_rule_arn.clone();
+        request.strategy = strategy;
+        request.timing = timing;
+        request
     }
 }
 

@@ -204,6 +204,65 @@ impl Gateway {
         Ok(())
     }
 
+    /// `POST /_local/dynatrace/tokens`: a new token of the fake Dynatrace with `scopes`;
+    /// answers its value.
+    ///
+    /// # Errors
+    /// When the gateway rejects the request.
+    pub async fn dynatrace_token(&self, name: &str, scopes: &[&str]) -> anyhow::Result<String> {
+        let body = serde_json::json!({ "name": name, "scopes": scopes });
+        let rsp = self
+            .send(
+                self.http
+                    .post(self.url("/_local/dynatrace/tokens"))
+                    .json(&body),
+            )
+            .await?;
+        let answer: serde_json::Value = rsp.json().await.context("reading the seeded token")?;
+        answer["token"]
+            .as_str()
+            .map(str::to_string)
+            .context("the fake Dynatrace answered no token")
+    }
+
+    /// `POST /_local/dynatrace/metrics`: from now on, metric queries whose selector contains
+    /// `selector_contains` and are scoped to release `release_version` answer `value`.
+    ///
+    /// # Errors
+    /// When the gateway rejects the rule.
+    pub async fn dynatrace_metric(
+        &self,
+        selector_contains: &str,
+        release_version: &str,
+        value: f64,
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({
+            "metricSelectorContains": selector_contains,
+            "releaseVersion": release_version,
+            "value": value,
+        });
+        self.send(
+            self.http
+                .post(self.url("/_local/dynatrace/metrics"))
+                .json(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /_local/dynatrace/events`: every event the fake Dynatrace ingested, as received
+    /// (`{"receivedAt", "tokenId", "correlationId", "event"}`).
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn dynatrace_events(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let rsp = self
+            .send(self.http.get(self.url("/_local/dynatrace/events")))
+            .await?;
+        let answer: serde_json::Value = rsp.json().await.context("reading the events")?;
+        Ok(answer["events"].as_array().cloned().unwrap_or_default())
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

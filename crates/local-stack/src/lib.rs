@@ -8,7 +8,9 @@
 //! - [`gateway`]: the gateway's `/_local` control endpoint (faults, health delay, reset).
 //! - [`inspect`]: reads listener weights, target health, task sets and task definitions.
 //! - [`lambda`]: invokes the deploy functions directly through the Lambda Invoke API.
+//! - [`dynatrace`]: the deploy functions' token for the fake Dynatrace API.
 
+pub mod dynatrace;
 pub mod endpoint;
 pub mod env;
 pub mod gateway;

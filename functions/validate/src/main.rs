@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             bluegreen::lambda::handle("validate", event, |input| {
-                validate(&aws.ecs, &aws.elb, &aws.ecr, config, input)
+                validate(&aws.ecs, &aws.elb, &aws.ecr, &aws.cloudwatch, config, input)
             })
             .await
         },

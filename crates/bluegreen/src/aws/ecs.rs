@@ -8,8 +8,12 @@ use aws_sdk_ecs::types::{
 use super::{aws_message, service_error_is};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Ecs, LaunchSpec, NewTaskSet, ServiceState, StoppedTask, TaskDefinitionDoc, TaskSetState,
+    Command, Ecs, LaunchSpec, NewTaskSet, OperatorCommands, ServiceState, StoppedTask,
+    TaskDefinitionDoc, TaskSetState,
 };
+
+/// The service tag an operator command is left in: value `<command>:<execution name>`.
+pub const COMMAND_TAG: &str = "ecs-bluegreen:command";
 
 /// Most stopped tasks [`SdkEcs::stopped_tasks`] reports: one `ListTasks` page, which is also
 /// what one `DescribeTasks` call takes.
@@ -504,6 +508,100 @@ impl Ecs for SdkEcs {
                     .collect(),
             })
             .collect())
+    }
+}
+
+impl SdkEcs {
+    async fn command_tag(&self, service_arn: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(service_arn)
+            .send()
+            .await
+            .map_err(|e| Error::aws("ListTagsForResource", service_arn, e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(COMMAND_TAG))
+            .and_then(|t| t.value().map(str::to_string)))
+    }
+}
+
+/// `command` for `execution_name` as the tag's value.
+fn command_value(command: Command, execution_name: &str) -> String {
+    format!("{}:{execution_name}", command.as_str())
+}
+
+/// The command a tag value holds for `execution_name`, if it is for that execution.
+fn command_for(value: &str, execution_name: &str) -> Option<Command> {
+    let (command, execution) = value.split_once(':')?;
+    if execution != execution_name {
+        return None;
+    }
+    match command {
+        "abort" => Some(Command::Abort),
+        "promote" => Some(Command::Promote),
+        _ => None,
+    }
+}
+
+impl OperatorCommands for SdkEcs {
+    /// Reads the service's [`COMMAND_TAG`] (`ListTagsForResource`).
+    ///
+    /// # Errors
+    /// [`Error::aws`] of `ListTagsForResource`.
+    async fn command(&self, service_arn: &str, execution_name: &str) -> Result<Option<Command>> {
+        Ok(self
+            .command_tag(service_arn)
+            .await?
+            .and_then(|v| command_for(&v, execution_name)))
+    }
+
+    /// Sets the service's [`COMMAND_TAG`] (`TagResource`).
+    ///
+    /// # Errors
+    /// [`Error::aws`] of `TagResource`.
+    async fn send_command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+        command: Command,
+    ) -> Result<()> {
+        let tag = aws_sdk_ecs::types::Tag::builder()
+            .key(COMMAND_TAG)
+            .value(command_value(command, execution_name))
+            .build();
+        self.client
+            .tag_resource()
+            .resource_arn(service_arn)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| Error::aws("TagResource", service_arn, e))?;
+        Ok(())
+    }
+
+    /// Removes the service's [`COMMAND_TAG`] when it is for `execution_name`
+    /// (`ListTagsForResource`, then `UntagResource`).
+    ///
+    /// # Errors
+    /// [`Error::aws`] of either call.
+    async fn clear_command(&self, service_arn: &str, execution_name: &str) -> Result<()> {
+        let ours = self
+            .command_tag(service_arn)
+            .await?
+            .is_some_and(|v| v.split_once(':').is_some_and(|(_, e)| e == execution_name));
+        if ours {
+            self.client
+                .untag_resource()
+                .resource_arn(service_arn)
+                .tag_keys(COMMAND_TAG)
+                .send()
+                .await
+                .map_err(|e| Error::aws("UntagResource", service_arn, e))?;
+        }
+        Ok(())
     }
 }
 

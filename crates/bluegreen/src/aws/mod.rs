@@ -15,13 +15,17 @@ use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elb;
+pub mod sfn;
 
+pub use cloudwatch::SdkCloudWatch;
 pub use ecr::SdkEcr;
 pub use ecs::SdkEcs;
 pub use elb::SdkElb;
+pub use sfn::SdkSfn;
 
 /// How long one AWS call may take, connection and response included, before it fails as
 /// [`crate::Error::Transient`].
@@ -36,6 +40,8 @@ pub struct AwsClients {
     pub elb: SdkElb,
     /// Amazon ECR: tag to digest.
     pub ecr: SdkEcr,
+    /// Amazon CloudWatch: alarm states.
+    pub cloudwatch: SdkCloudWatch,
 }
 
 impl AwsClients {
@@ -52,6 +58,7 @@ impl AwsClients {
             ecs: SdkEcs::new(aws_sdk_ecs::Client::new(conf)),
             elb: SdkElb::new(aws_sdk_elasticloadbalancingv2::Client::new(conf)),
             ecr: SdkEcr::new(aws_sdk_ecr::Client::new(conf)),
+            cloudwatch: SdkCloudWatch::new(aws_sdk_cloudwatch::Client::new(conf)),
         }
     }
 }
@@ -785,19 +792,26 @@ mod tests {
             let input = crate::steps::ValidateInput {
                 request,
                 execution_name: "orders-2222".into(),
+                execution_arn: None,
             };
-            let (e, l, r) = (&clients.ecs, &clients.elb, &clients.ecr);
-            let validated =
-                crate::steps::validate::validate(e, l, r, &crate::config::Config::default(), input)
-                    .await
-                    .unwrap();
+            let (e, l, r, a) = (
+                &clients.ecs,
+                &clients.elb,
+                &clients.ecr,
+                &clients.cloudwatch,
+            );
+            let config = crate::config::Config::default();
+            let validated = crate::steps::validate::validate(e, l, r, a, &config, input)
+                .await
+                .unwrap();
             let step = crate::steps::StepInput {
                 deployment: validated.deployment,
             };
-            let out = crate::steps::create_green::create_green(e, l, r, step.clone())
+            let none = None::<&crate::dynatrace::HttpDynatrace>;
+            let out = crate::steps::create_green::create_green(e, l, r, none, step.clone())
                 .await
                 .unwrap();
-            let again = crate::steps::create_green::create_green(e, l, r, step)
+            let again = crate::steps::create_green::create_green(e, l, r, none, step)
                 .await
                 .unwrap();
 

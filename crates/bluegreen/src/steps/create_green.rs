@@ -10,18 +10,25 @@ use std::cmp::Ordering;
 
 use tracing::{info, warn};
 
+use crate::dynatrace::{Dynatrace, RELEASE_VERSION_VAR};
 use crate::error::{Error, Result};
 use crate::model::{Deployment, ImageRef};
 use crate::ports::{Ecs, ImageRegistry, LoadBalancer, NewTaskSet, TaskDefinitionDoc, TaskSetState};
+use crate::steps::events::{Milestone, announce};
 use crate::steps::validate::{resolve_tag, show_weights, target_group_name};
 use crate::steps::{CreateGreenOutput, StepInput, TaskSetRef, sides};
 use crate::taskdef;
+use crate::verification::dynatrace::{release_scope, release_version};
 
 /// Creates green, or returns it when this execution created it already.
 ///
 /// Green runs blue's task definition with the deployment's container image pinned by
 /// digest: the family's latest `ACTIVE` revision when it is exactly that, otherwise a new
-/// revision, proven equal to the desired one field by field. Green's task set is on the
+/// revision, proven equal to the desired one field by field. With a `dynatrace` block the
+/// container also gets Dynatrace's release variables (`DT_RELEASE_VERSION` = the image
+/// digest, `DT_RELEASE_PRODUCT`, `DT_RELEASE_STAGE`); without one, a `DT_RELEASE_VERSION`
+/// blue already has is set to green's digest, so it never names the wrong release.
+/// Creating green posts the `started` deployment event (best effort). Green's task set is on the
 /// pair's other target group with blue's launch settings (network configuration, launch
 /// type or capacity provider strategy, platform version, service registries) and blue's load
 /// balancer entry, at 100 %, `externalId` = execution name.
@@ -36,10 +43,11 @@ use crate::taskdef;
 ///   revision that differs from the one asked for (it is deregistered again; the message
 ///   names the fields).
 /// - AWS errors, as [`Error::aws`] classifies them.
-pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
+pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry, D: Dynatrace>(
     ecs: &E,
     elb: &L,
     registry: &R,
+    dynatrace: Option<&D>,
     input: StepInput,
 ) -> Result<CreateGreenOutput> {
     let d = &input.deployment;
@@ -114,7 +122,7 @@ pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
 
     let image = pin(registry, d).await?;
     let blue_td = ecs.task_definition(&blue.task_definition_arn).await?;
-    let desired = taskdef::with_image(&blue_td, &d.container, &image)?;
+    let desired = desired_revision(d, &blue_td, &image)?;
     let (green_td_arn, registered_here) = green_revision(ecs, &desired).await?;
 
     let mut load_balancer = blue.load_balancers[0].clone();
@@ -139,7 +147,28 @@ pub async fn create_green<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
         registered_here.then_some(green_td_arn.as_str()),
     )
     .await?;
+    let version = release_version(&image)?;
+    announce(dynatrace, d, Milestone::Started, &version, &image, None).await;
     Ok(output(&blue, &blue_tg, &green, &green_tg, image))
+}
+
+/// Blue's task definition with the container's image, and where the deployment (or blue)
+/// carries them, Dynatrace's release variables for green.
+fn desired_revision(
+    d: &Deployment,
+    blue_td: &TaskDefinitionDoc,
+    image: &str,
+) -> Result<TaskDefinitionDoc> {
+    let desired = taskdef::with_image(blue_td, &d.container, image)?;
+    let version = release_version(image)?;
+    let vars = match &d.dynatrace {
+        Some(release) => release_scope(release, version).environment(),
+        None if taskdef::environment_of(blue_td, &d.container, RELEASE_VERSION_VAR).is_some() => {
+            vec![(RELEASE_VERSION_VAR, version)]
+        }
+        None => return Ok(desired),
+    };
+    taskdef::with_environment(&desired, &d.container, &vars)
 }
 
 /// The deployment's image pinned by digest.
@@ -288,7 +317,7 @@ mod tests {
     }
 
     async fn run(fake: &FakeAws) -> Result<CreateGreenOutput> {
-        create_green(fake, fake, fake, input(fake)).await
+        create_green(fake, fake, fake, None::<&FakeDynatrace>, input(fake)).await
     }
 
     /// ECS, but something else happens inside one of the calls.
@@ -505,7 +534,9 @@ mod tests {
         let mut input = input(&fake);
         input.deployment.image = pinned_v2();
 
-        let out = create_green(&fake, &fake, &fake, input).await.unwrap();
+        let out = create_green(&fake, &fake, &fake, None::<&FakeDynatrace>, input)
+            .await
+            .unwrap();
 
         assert_eq!(out.image, pinned_v2());
         assert!(!fake.calls().contains(&"DescribeImages".to_string()));
@@ -521,7 +552,9 @@ mod tests {
         input.deployment.image = format!("{REGISTRY}/{REPOSITORY}:release");
 
         // When green is created
-        let out = create_green(&fake, &fake, &fake, input).await.unwrap();
+        let out = create_green(&fake, &fake, &fake, None::<&FakeDynatrace>, input)
+            .await
+            .unwrap();
 
         // Then green runs that digest, not the moving tag
         let pinned = format!("{REGISTRY}/{REPOSITORY}@{digest}");
@@ -539,7 +572,9 @@ mod tests {
         let mut input = input(&fake);
         input.deployment.image = format!("{REGISTRY}/{REPOSITORY}:v3");
 
-        let err = create_green(&fake, &fake, &fake, input).await.unwrap_err();
+        let err = create_green(&fake, &fake, &fake, None::<&FakeDynatrace>, input)
+            .await
+            .unwrap_err();
 
         assert_eq!(err.error_type(), "InvalidInput");
         assert!(err.to_string().contains("\"v3\" not found"), "{err}");
@@ -577,7 +612,7 @@ mod tests {
         };
 
         // When this execution creates its green
-        let err = create_green(&racing, &fake, &fake, input(&fake))
+        let err = create_green(&racing, &fake, &fake, None::<&FakeDynatrace>, input(&fake))
             .await
             .unwrap_err();
 
@@ -616,7 +651,7 @@ mod tests {
         // And the winner's own CreateGreen finds its green and proceeds
         let mut winner_input = input(&fake);
         winner_input.deployment.execution_name = RIVAL.into();
-        let out = create_green(&fake, &fake, &fake, winner_input)
+        let out = create_green(&fake, &fake, &fake, None::<&FakeDynatrace>, winner_input)
             .await
             .unwrap();
         assert_eq!(out.green.id, winner.id);
@@ -638,6 +673,98 @@ mod tests {
         assert_eq!(out.green.target_group_arn, TG_B);
         assert!(!fake.removed(&out.green.id));
         assert_eq!(run(&fake).await.unwrap(), out);
+    }
+
+    fn release() -> crate::model::DynatraceRelease {
+        crate::model::DynatraceRelease {
+            release_product: None,
+            release_stage: Some("production".into()),
+            events: true,
+            entity_selector: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn with_a_dynatrace_block_green_gets_its_release_variables_and_a_started_event() {
+        // Given a deployment that names a Dynatrace release stage
+        let fake = FakeAws::blue();
+        let dt = FakeDynatrace::default();
+        let mut request = FakeAws::request();
+        request.dynatrace = Some(release());
+        let d = request.into_deployment(EXECUTION, None).unwrap();
+
+        // When green is created
+        let out = create_green(&fake, &fake, &fake, Some(&dt), StepInput { deployment: d })
+            .await
+            .unwrap();
+
+        // Then green's app container carries the release variables, and nothing else changed
+        let green = fake
+            .task_definition(&out.green.task_definition_arn)
+            .await
+            .unwrap();
+        let blue = fake.task_definition(BLUE_TASK_DEFINITION).await.unwrap();
+        let env = |name| taskdef::environment_of(&green, CONTAINER, name).map(str::to_string);
+        assert_eq!(env("DT_RELEASE_VERSION").as_deref(), Some(DIGEST_V2));
+        assert_eq!(env("DT_RELEASE_PRODUCT").as_deref(), Some(SERVICE));
+        assert_eq!(env("DT_RELEASE_STAGE").as_deref(), Some("production"));
+        assert_eq!(
+            env("DT_TENANT").as_deref(),
+            Some("abc12345"),
+            "blue's variables stay"
+        );
+        let changed = taskdef::differences(&blue, &green);
+        assert_eq!(
+            changed,
+            [
+                "containerDefinitions[app].image",
+                "containerDefinitions[app].environment"
+            ]
+        );
+
+        // And Dynatrace heard that the deployment started, once
+        let events = dt.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].properties["deployment.milestone"], "started");
+        create_green(&fake, &fake, &fake, Some(&dt), input(&fake))
+            .await
+            .unwrap();
+        assert_eq!(dt.events().len(), 1, "a re-run posts nothing more");
+    }
+
+    #[tokio::test]
+    async fn a_release_version_blue_carries_is_moved_to_greens_digest_even_without_dynatrace() {
+        // Given blue started with DT_RELEASE_VERSION of v1 by an earlier deployment
+        let fake = FakeAws::blue();
+        let blue = fake.task_definition(BLUE_TASK_DEFINITION).await.unwrap();
+        let tagged = taskdef::with_environment(
+            &blue,
+            CONTAINER,
+            &[("DT_RELEASE_VERSION", DIGEST_V1.to_string())],
+        )
+        .unwrap();
+        let revision = fake.register_revision(&tagged);
+        let primary = fake.service_now().primary().unwrap().id.clone();
+        fake.update_task_set(&primary, |t| {
+            t.task_definition_arn = revision.definition.task_definition_arn.clone().unwrap();
+        });
+
+        // When green is created without a dynatrace block
+        let out = run(&fake).await.unwrap();
+
+        // Then green names its own release, never blue's
+        let green = fake
+            .task_definition(&out.green.task_definition_arn)
+            .await
+            .unwrap();
+        assert_eq!(
+            taskdef::environment_of(&green, CONTAINER, "DT_RELEASE_VERSION"),
+            Some(DIGEST_V2)
+        );
+        assert_eq!(
+            taskdef::environment_of(&green, CONTAINER, "DT_RELEASE_STAGE"),
+            None
+        );
     }
 
     #[tokio::test]
@@ -665,7 +792,7 @@ mod tests {
         let again = run(&fake).await.unwrap();
         let mut rival_input = input(&fake);
         rival_input.deployment.execution_name = RIVAL.into();
-        let err = create_green(&fake, &fake, &fake, rival_input)
+        let err = create_green(&fake, &fake, &fake, None::<&FakeDynatrace>, rival_input)
             .await
             .unwrap_err();
 
@@ -702,7 +829,7 @@ mod tests {
         };
 
         // When green is created
-        let err = create_green(&lossy, &fake, &fake, input(&fake))
+        let err = create_green(&lossy, &fake, &fake, None::<&FakeDynatrace>, input(&fake))
             .await
             .unwrap_err();
 

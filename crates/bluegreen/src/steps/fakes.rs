@@ -26,7 +26,11 @@
 //! a default action / a rule), `ModifyListener` / `ModifyRule`, `DescribeTargetHealth`,
 //! `DescribeTargetGroupAttributes`, `DescribeImages`.
 //!
-//! Deleted task sets disappear at once (real ECS shows them `DRAINING` for a while).
+//! Deleted task sets stay listed as `DRAINING` (as in ECS) until `finish_draining()`.
+//!
+//! [`FakeAws`] also implements [`Alarms`] (`set_alarm`, operation `DescribeAlarms`) and
+//! [`OperatorCommands`] (`ListTagsForResource`, `TagResource`, `UntagResource` on the
+//! service); [`FakeDynatrace`] implements [`Dynatrace`] with metric values per release.
 
 #![allow(clippy::unwrap_used)]
 // Shared by the test modules of several steps; not every one uses every helper.
@@ -37,11 +41,16 @@ use std::sync::{Mutex, MutexGuard};
 
 use aws_sdk_ecs::types as ecs;
 
+use crate::dynatrace::{
+    CreatedToken, DeploymentEvent, Dynatrace, EventReceipt, MetricData, MetricQuery, MetricSeries,
+    NewToken, SecretToken, TokenMetadata,
+};
 use crate::error::{Error, Result};
-use crate::model::{Deployment, PlannedStep, Timing};
+use crate::model::{DeployRequest, Deployment};
 use crate::ports::{
-    Ecs, ImageRegistry, LaunchSpec, LoadBalancer, NewTaskSet, ServiceState, StoppedTask,
-    TargetHealth, TaskDefinitionDoc, TaskSetState, TrafficRoute, WeightedTargetGroup,
+    AlarmState, Alarms, Command, Ecs, ImageRegistry, LaunchSpec, LoadBalancer, NewTaskSet,
+    OperatorCommands, ServiceState, StoppedTask, TargetHealth, TaskDefinitionDoc, TaskSetState,
+    TrafficRoute, WeightedTargetGroup,
 };
 
 pub(crate) const ACCOUNT: &str = "123456789012";
@@ -91,6 +100,8 @@ pub(crate) const MUTATING: &[&str] = &[
     "DeleteTaskSet",
     "ModifyListener",
     "ModifyRule",
+    "TagResource",
+    "UntagResource",
 ];
 
 /// One action of a listener's default actions or of a rule.
@@ -154,6 +165,9 @@ struct State {
     lost_weight_writes: u32,
     next_task_set: u32,
     clock: f64,
+    alarms: Vec<AlarmState>,
+    /// Service ARN → (execution, command) left on it.
+    commands: HashMap<String, (String, Command)>,
 }
 
 /// An in-memory AWS account: ECS services, task definitions, listeners, target groups, ECR.
@@ -511,22 +525,36 @@ impl FakeAws {
     /// The deployment of execution [`EXECUTION`] on [`FakeAws::blue`]: image [`IMAGE_V2_TAG`],
     /// the listener's default action, `[TG_A, TG_B]`, default timing, all at once.
     pub fn deployment(&self) -> Deployment {
-        let timing = Timing::default();
-        Deployment {
-            execution_name: EXECUTION.into(),
-            cluster: CLUSTER.into(),
-            service: SERVICE.into(),
-            container: CONTAINER.into(),
-            image: IMAGE_V2_TAG.into(),
-            listener_arn: LISTENER.into(),
-            listener_rule_arn: None,
-            target_group_arns: [TG_A.into(), TG_B.into()],
-            plan: vec![PlannedStep {
-                green_weight: 100,
-                bake_seconds: timing.bake_seconds,
-            }],
-            timing,
-        }
+        Self::request().into_deployment(EXECUTION, None).unwrap()
+    }
+
+    /// The request [`FakeAws::deployment`] is made of, to change before normalizing it.
+    pub fn request() -> DeployRequest {
+        DeployRequest::new(
+            CLUSTER,
+            SERVICE,
+            CONTAINER,
+            IMAGE_V2_TAG,
+            LISTENER,
+            [TG_A.into(), TG_B.into()],
+        )
+    }
+
+    /// Sets (or adds) a CloudWatch alarm and its state.
+    pub fn set_alarm(&self, name: &str, state: &str) {
+        let mut s = self.lock();
+        s.alarms.retain(|a| a.name != name);
+        s.alarms.push(AlarmState {
+            name: name.into(),
+            state: state.into(),
+            reason: format!("Threshold Crossed: {name} is {state}"),
+        });
+    }
+
+    /// The command an operator left on the service, if any: (execution, command).
+    pub fn command_left(&self) -> Option<(String, Command)> {
+        let s = self.lock();
+        s.commands.values().next().cloned()
     }
 
     /// Creates green for `execution` as `CreateGreen` would: revision `orders:N+1` of blue's
@@ -1031,5 +1059,140 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fake.route(&rule_route()).weights(), weights(50, 50));
+    }
+}
+
+impl Alarms for FakeAws {
+    async fn alarms(&self, names: &[String], prefix: Option<&str>) -> Result<Vec<AlarmState>> {
+        let mut s = self.lock();
+        s.enter("DescribeAlarms")?;
+        Ok(s.alarms
+            .iter()
+            .filter(|a| names.contains(&a.name) || prefix.is_some_and(|p| a.name.starts_with(p)))
+            .cloned()
+            .collect())
+    }
+}
+
+impl OperatorCommands for FakeAws {
+    async fn command(&self, service_arn: &str, execution_name: &str) -> Result<Option<Command>> {
+        let mut s = self.lock();
+        s.enter("ListTagsForResource")?;
+        Ok(s.commands
+            .get(service_arn)
+            .filter(|(execution, _)| execution == execution_name)
+            .map(|(_, command)| *command))
+    }
+
+    async fn send_command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+        command: Command,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        s.enter("TagResource")?;
+        s.commands
+            .insert(service_arn.into(), (execution_name.into(), command));
+        Ok(())
+    }
+
+    async fn clear_command(&self, service_arn: &str, execution_name: &str) -> Result<()> {
+        let mut s = self.lock();
+        s.enter("ListTagsForResource")?;
+        if s.commands
+            .get(service_arn)
+            .is_some_and(|(execution, _)| execution == execution_name)
+        {
+            s.enter("UntagResource")?;
+            s.commands.remove(service_arn);
+        }
+        Ok(())
+    }
+}
+
+/// Dynatrace with metric values per release version, and a record of what was asked.
+#[derive(Debug, Default)]
+pub(crate) struct FakeDynatrace {
+    state: Mutex<DynatraceState>,
+}
+
+#[derive(Debug, Default)]
+struct DynatraceState {
+    /// Release version → the values every query of it answers.
+    values: HashMap<String, Vec<f64>>,
+    queries: Vec<MetricQuery>,
+    events: Vec<DeploymentEvent>,
+    failures: VecDeque<Error>,
+}
+
+impl FakeDynatrace {
+    /// Metric queries of release `version` answer `values` (empty: no data).
+    pub fn set_values(&self, version: &str, values: &[f64]) {
+        self.state
+            .lock()
+            .unwrap()
+            .values
+            .insert(version.into(), values.to_vec());
+    }
+
+    /// The next call fails with `err`.
+    pub fn fail_next(&self, err: Error) {
+        self.state.lock().unwrap().failures.push_back(err);
+    }
+
+    pub fn queries(&self) -> Vec<MetricQuery> {
+        self.state.lock().unwrap().queries.clone()
+    }
+
+    pub fn events(&self) -> Vec<DeploymentEvent> {
+        self.state.lock().unwrap().events.clone()
+    }
+}
+
+impl Dynatrace for FakeDynatrace {
+    async fn metric(&self, query: &MetricQuery) -> Result<MetricData> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(err) = s.failures.pop_front() {
+            return Err(err);
+        }
+        s.queries.push(query.clone());
+        let values = s
+            .values
+            .get(&query.release.version)
+            .cloned()
+            .unwrap_or_default();
+        Ok(MetricData {
+            series: vec![MetricSeries {
+                values: values.into_iter().map(Some).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
+    async fn post_deployment_event(&self, event: &DeploymentEvent) -> Result<EventReceipt> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(err) = s.failures.pop_front() {
+            return Err(err);
+        }
+        s.events.push(event.clone());
+        Ok(EventReceipt::default())
+    }
+
+    async fn create_token(&self, _token: &NewToken) -> Result<CreatedToken> {
+        unimplemented!("token calls are not used by the deploy steps")
+    }
+
+    async fn lookup_token(&self, _token: &SecretToken) -> Result<Option<TokenMetadata>> {
+        unimplemented!("token calls are not used by the deploy steps")
+    }
+
+    async fn tokens_named(&self, _name: &str) -> Result<Vec<TokenMetadata>> {
+        unimplemented!("token calls are not used by the deploy steps")
+    }
+
+    async fn revoke_token(&self, _id: &str) -> Result<()> {
+        unimplemented!("token calls are not used by the deploy steps")
     }
 }

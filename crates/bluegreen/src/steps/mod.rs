@@ -8,10 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Deployment;
-use crate::ports::{TargetHealth, WeightedTargetGroup};
+use crate::ports::WeightedTargetGroup;
 
 pub mod create_green;
 pub mod drain_blue;
+pub mod events;
 pub mod shift_traffic;
 pub mod validate;
 pub mod verify_health;
@@ -25,6 +26,9 @@ pub(crate) mod fakes;
 pub struct ValidateInput {
     pub request: serde_json::Value,
     pub execution_name: String,
+    /// The execution's ARN (`$$.Execution.Id`), for links in deployment events.
+    #[serde(default)]
+    pub execution_arn: Option<String>,
 }
 
 /// Output of `Validate`: the normalized deployment the rest of the execution works from.
@@ -61,15 +65,17 @@ pub struct CreateGreenOutput {
     pub image: String,
 }
 
-/// Output of `VerifyHealth` when green is healthy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VerifyHealthOutput {
-    pub green_task_set_id: String,
-    pub desired_count: i32,
-    pub running_count: i32,
-    pub healthy_targets: usize,
-    pub targets: Vec<TargetHealth>,
+/// Which routes `ShiftTraffic` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RouteChoice {
+    /// The production listener (or rule).
+    #[default]
+    Production,
+    /// The test listener (or rule).
+    Test,
+    /// Both: production, then test (a rollback).
+    All,
 }
 
 /// Input of `ShiftTraffic`.
@@ -77,8 +83,10 @@ pub struct VerifyHealthOutput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShiftTrafficInput {
     pub deployment: Deployment,
-    /// Percentage of production traffic green gets (0 sends everything back to blue).
+    /// Percentage of the routes' traffic green gets (0 sends everything back to blue).
     pub green_weight: u8,
+    #[serde(default)]
+    pub route: RouteChoice,
 }
 
 /// Output of `ShiftTraffic`: the weights as read back from the listener.
@@ -100,6 +108,9 @@ pub enum DrainAction {
     Promote,
     /// Remove blue, once green is primary and blue takes no traffic.
     RemoveBlue,
+    /// Rollback: green takes no traffic; make blue primary again. Answers how long to wait
+    /// before removing green.
+    RestoreBlue,
     /// Rollback: make blue primary again if needed, remove green once it takes no traffic,
     /// and deregister the task definition revision green was created with.
     RemoveGreen,
@@ -111,6 +122,10 @@ pub enum DrainAction {
 pub struct DrainBlueInput {
     pub deployment: Deployment,
     pub action: DrainAction,
+    /// Why the deployment is rolled back (`restoreBlue`, `removeGreen`), for the rollback's
+    /// deployment event.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Output of `DrainBlue`.

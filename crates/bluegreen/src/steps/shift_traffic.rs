@@ -7,9 +7,9 @@
 use tracing::info;
 
 use crate::error::{Error, Result};
-use crate::model::Deployment;
-use crate::ports::{Ecs, LoadBalancer, WeightedTargetGroup};
-use crate::steps::{ShiftTrafficInput, ShiftTrafficOutput, sides};
+use crate::model::{Deployment, TestRoute};
+use crate::ports::{Ecs, LoadBalancer, TrafficRoute, WeightedTargetGroup};
+use crate::steps::{RouteChoice, ShiftTrafficInput, ShiftTrafficOutput, sides};
 
 /// The weight of `tg` in a forward action; a target group the action does not name gets none.
 pub(crate) fn weight_of(weights: &[WeightedTargetGroup], tg: &str) -> i32 {
@@ -20,8 +20,11 @@ pub(crate) fn weight_of(weights: &[WeightedTargetGroup], tg: &str) -> i32 {
         .sum()
 }
 
-/// Sends `green_weight` % of the route's traffic to green and the rest to blue, and confirms
-/// the listener shows it.
+/// Sends `green_weight` % of the traffic of the routes `input.route` names to green and
+/// the rest to blue, and confirms the listener shows it.
+///
+/// The routes: the production route (`production`, the default), the test route (`test`),
+/// or both (`all`, what a rollback uses: production first, then test).
 ///
 /// Green's target group is that of the execution's task set; when green does not exist (a
 /// rollback before `CreateGreen` finished) it is the group of the pair blue is not on. Blue's
@@ -29,8 +32,11 @@ pub(crate) fn weight_of(weights: &[WeightedTargetGroup], tg: &str) -> i32 {
 /// other action, condition and forward setting of the route is kept (the port's contract);
 /// a target group outside the pair stays in the forward action with weight 0.
 ///
+/// The output is the production route's weights, or the test route's for `test`.
+///
 /// # Errors
-/// - [`Error::InvalidInput`] when `green_weight` is above 100.
+/// - [`Error::InvalidInput`] when `green_weight` is above 100, or `test` is asked of a
+///   deployment without a test route.
 /// - [`Error::PreconditionFailed`] when `green_weight` > 0 and green does not exist or was
 ///   removed (`DRAINING`), a task set is on a target group outside the pair, or the route
 ///   sends traffic to a target group outside the pair.
@@ -49,11 +55,39 @@ pub async fn shift_traffic<E: Ecs, L: LoadBalancer>(
             "greenWeight must be 0 to 100, got {green_weight}"
         )));
     }
-    let blue_weight = 100 - green_weight;
+    let test = d.test_route.as_ref().map(TestRoute::route);
+    let routes: Vec<TrafficRoute> = match (input.route, test) {
+        (RouteChoice::Production, _) => vec![d.route()],
+        (RouteChoice::Test, Some(test)) => vec![test],
+        (RouteChoice::Test, None) => {
+            return Err(Error::InvalidInput(format!(
+                "deployment {} has no test route to shift",
+                d.execution_name
+            )));
+        }
+        (RouteChoice::All, Some(test)) => vec![d.route(), test],
+        (RouteChoice::All, None) => vec![d.route()],
+    };
     let (blue_tg, green_tg) = target_groups(ecs, d, green_weight).await?;
-    let route = d.route();
+    let mut first = None;
+    for route in routes {
+        let out = shift_route(elb, d, &route, &blue_tg, &green_tg, green_weight).await?;
+        first.get_or_insert(out);
+    }
+    first.ok_or_else(|| Error::InvalidInput("no route to shift".into()))
+}
 
-    let current = elb.forward_weights(&route).await?;
+/// Sets and confirms the weights of one route.
+async fn shift_route<L: LoadBalancer>(
+    elb: &L,
+    d: &Deployment,
+    route: &TrafficRoute,
+    blue_tg: &str,
+    green_tg: &str,
+    green_weight: i32,
+) -> Result<ShiftTrafficOutput> {
+    let blue_weight = 100 - green_weight;
+    let current = elb.forward_weights(route).await?;
     if let Some(stray) = current
         .iter()
         .find(|w| w.weight > 0 && w.target_group_arn != blue_tg && w.target_group_arn != green_tg)
@@ -65,7 +99,7 @@ pub async fn shift_traffic<E: Ecs, L: LoadBalancer>(
     }
 
     let applied = |weights: &[WeightedTargetGroup]| {
-        weight_of(weights, &blue_tg) == blue_weight && weight_of(weights, &green_tg) == green_weight
+        weight_of(weights, blue_tg) == blue_weight && weight_of(weights, green_tg) == green_weight
     };
     if applied(&current) {
         info!(
@@ -78,7 +112,7 @@ pub async fn shift_traffic<E: Ecs, L: LoadBalancer>(
         return Ok(output(blue_tg, green_tg, current));
     }
 
-    let wanted = with_pair_weights(&current, &blue_tg, blue_weight, &green_tg, green_weight);
+    let wanted = with_pair_weights(&current, blue_tg, blue_weight, green_tg, green_weight);
     info!(
         service = %d.service,
         route = %route,
@@ -86,18 +120,18 @@ pub async fn shift_traffic<E: Ecs, L: LoadBalancer>(
         green_target_group = %green_tg,
         blue_weight,
         green_weight,
-        from_blue_weight = weight_of(&current, &blue_tg),
-        from_green_weight = weight_of(&current, &green_tg),
+        from_blue_weight = weight_of(&current, blue_tg),
+        from_green_weight = weight_of(&current, green_tg),
         "shifting traffic"
     );
-    elb.set_forward_weights(&route, &wanted).await?;
+    elb.set_forward_weights(route, &wanted).await?;
 
-    let read_back = elb.forward_weights(&route).await?;
+    let read_back = elb.forward_weights(route).await?;
     if !applied(&read_back) {
         return Err(Error::NotReady(format!(
             "{route} shows blue {} / green {}, expected {blue_weight} / {green_weight}; the listener has not applied the new weights yet",
-            weight_of(&read_back, &blue_tg),
-            weight_of(&read_back, &green_tg)
+            weight_of(&read_back, blue_tg),
+            weight_of(&read_back, green_tg)
         )));
     }
     info!(service = %d.service, route = %route, blue_weight, green_weight, "weights confirmed");
@@ -196,16 +230,12 @@ fn with_pair_weights(
     wanted
 }
 
-fn output(
-    blue_tg: String,
-    green_tg: String,
-    weights: Vec<WeightedTargetGroup>,
-) -> ShiftTrafficOutput {
+fn output(blue_tg: &str, green_tg: &str, weights: Vec<WeightedTargetGroup>) -> ShiftTrafficOutput {
     ShiftTrafficOutput {
-        blue_weight: weight_of(&weights, &blue_tg),
-        green_weight: weight_of(&weights, &green_tg),
-        blue_target_group_arn: blue_tg,
-        green_target_group_arn: green_tg,
+        blue_weight: weight_of(&weights, blue_tg),
+        green_weight: weight_of(&weights, green_tg),
+        blue_target_group_arn: blue_tg.to_string(),
+        green_target_group_arn: green_tg.to_string(),
         weights,
     }
 }
@@ -222,7 +252,68 @@ mod tests {
         ShiftTrafficInput {
             deployment: fake.deployment(),
             green_weight,
+            route: RouteChoice::Production,
         }
+    }
+
+    /// The deployment with [`RULE`] (a header rule, say) as its test route.
+    fn with_test_rule(fake: &FakeAws) -> Deployment {
+        let mut request = FakeAws::request();
+        request.test_traffic = Some(crate::model::TestTraffic {
+            listener_arn: crate::steps::fakes::LISTENER.into(),
+            listener_rule_arn: Some(RULE.into()),
+            bake_seconds: None,
+            approval: false,
+        });
+        let _ = fake;
+        request.into_deployment(EXECUTION, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn test_traffic_moves_only_the_test_route_and_a_rollback_moves_both_back() {
+        // Given green created, and a test rule beside the production default action
+        let fake = FakeAws::blue();
+        fake.add_green(EXECUTION);
+        let d = with_test_rule(&fake);
+        let shift = |route, green_weight| ShiftTrafficInput {
+            deployment: d.clone(),
+            green_weight,
+            route,
+        };
+
+        // When test traffic goes to green
+        let out = shift_traffic(&fake, &fake, shift(RouteChoice::Test, 100))
+            .await
+            .unwrap();
+
+        // Then only the test rule sends traffic to green; production stays on blue
+        assert_eq!((out.blue_weight, out.green_weight), (0, 100));
+        assert_eq!(fake.route(&rule_route()).weights(), weights(0, 100));
+        assert_eq!(fake.route(&default_route()).weights(), weights(100, 0));
+
+        // When production moves to 30 and then everything is rolled back
+        shift_traffic(&fake, &fake, shift(RouteChoice::Production, 30))
+            .await
+            .unwrap();
+        let back = shift_traffic(&fake, &fake, shift(RouteChoice::All, 0))
+            .await
+            .unwrap();
+
+        // Then both routes send all traffic to blue, production reported
+        assert_eq!((back.blue_weight, back.green_weight), (100, 0));
+        assert_eq!(fake.route(&default_route()).weights(), weights(100, 0));
+        assert_eq!(fake.route(&rule_route()).weights(), weights(100, 0));
+    }
+
+    #[tokio::test]
+    async fn a_test_shift_without_a_test_route_is_invalid_input_and_changes_nothing() {
+        let fake = FakeAws::blue();
+        fake.add_green(EXECUTION);
+        let mut i = input(&fake, 100);
+        i.route = RouteChoice::Test;
+        let err = shift_traffic(&fake, &fake, i).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidInput");
+        assert!(fake.mutations().is_empty());
     }
 
     #[tokio::test]
@@ -268,6 +359,7 @@ mod tests {
             ShiftTrafficInput {
                 deployment: d,
                 green_weight: 100,
+                route: RouteChoice::Production,
             },
         )
         .await

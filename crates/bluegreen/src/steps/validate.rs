@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::{DeployRequest, Deployment, ImageRef};
 use crate::ports::{
-    Ecs, ImageRegistry, LoadBalancer, ServiceState, TaskSetState, WeightedTargetGroup,
+    Alarms, Ecs, ImageRegistry, LoadBalancer, ServiceState, TaskSetState, TrafficRoute,
+    WeightedTargetGroup,
 };
 use crate::steps::{ValidateInput, ValidateOutput};
 use crate::taskdef;
@@ -19,30 +20,42 @@ use crate::taskdef;
 /// start: the service exists, is `ACTIVE`, uses the `EXTERNAL` deployment controller and has
 /// a `PRIMARY` task set on one of the two target groups; no other deployment holds the
 /// service; the container exists; the image comes from an allowed repository and, when
-/// given by tag, resolves to a digest in ECR; and the route forwards to exactly the two
-/// target groups with all weight on the primary's.
+/// given by tag, resolves to a digest in ECR; the production route (and the test route, if
+/// any) forwards to exactly the two target groups with all weight on the primary's; every
+/// CloudWatch alarm named exists and a prefix matches at least one; Dynatrace is configured
+/// when the deployment uses it.
 ///
 /// # Errors
-/// - [`Error::InvalidInput`]: a malformed input, a missing cluster, service, listener, rule
-///   or container, an image outside the allowed repositories, a tag that does not resolve or
-///   an image by tag outside ECR (it cannot be pinned).
+/// - [`Error::InvalidInput`]: a malformed input, a missing cluster, service, listener, rule,
+///   container or alarm, an image outside the allowed repositories, a tag that does not
+///   resolve or an image by tag outside ECR (it cannot be pinned).
+/// - [`Error::Config`]: the deployment uses Dynatrace, which this installation does not
+///   have configured.
 /// - [`Error::PreconditionFailed`]: the service is not `ACTIVE` or not `EXTERNAL`, has no
 ///   primary task set, the primary is not on the pair, or the route's weights are not
 ///   "everything on the primary's target group".
 /// - [`Error::DeploymentInProgress`]: another execution's task set exists.
 /// - AWS errors of the reads, as [`Error::aws`] classifies them.
-pub async fn validate<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
+pub async fn validate<E: Ecs, L: LoadBalancer, R: ImageRegistry, A: Alarms>(
     ecs: &E,
     elb: &L,
     registry: &R,
+    alarms: &A,
     config: &Config,
     input: ValidateInput,
 ) -> Result<ValidateOutput> {
-    let deployment = DeployRequest::parse(input.request)?.into_deployment(&input.execution_name)?;
+    let deployment = DeployRequest::parse(input.request)?
+        .into_deployment(&input.execution_name, input.execution_arn.as_deref())?;
     let d = &deployment;
     info!(service = %d.service, cluster = %d.cluster, image = %d.image, execution = %d.execution_name, "validating deployment");
     let image = ImageRef::parse(&d.image)?;
-    check_rule_belongs_to_listener(d)?;
+    if d.dynatrace.is_some() && !config.dynatrace_available {
+        return Err(Error::Config(format!(
+            "the deployment uses Dynatrace (its dynatrace block), but this installation has no Dynatrace configured: set {} and {} on the functions",
+            crate::dynatrace::API_URL_VAR,
+            crate::dynatrace::TOKEN_SECRET_VAR
+        )));
+    }
 
     let service = ecs.service(&d.cluster, &d.service).await?;
     let primary = check_service(d, &service)?;
@@ -71,7 +84,39 @@ pub async fn validate<E: Ecs, L: LoadBalancer, R: ImageRegistry>(
     }
 
     let weights = elb.forward_weights(&d.route()).await?;
-    check_weights(d, primary, &weights)?;
+    check_weights(d, &d.route(), primary, &weights)?;
+    if let Some(test) = &d.test_route {
+        let route = test.route();
+        let weights = elb.forward_weights(&route).await?;
+        check_weights(d, &route, primary, &weights)?;
+    }
+    if let Some(spec) = &d.verification.cloud_watch_alarms {
+        let found = alarms
+            .alarms(&spec.alarm_names, spec.alarm_name_prefix.as_deref())
+            .await?;
+        let missing: Vec<&String> = spec
+            .alarm_names
+            .iter()
+            .filter(|n| !found.iter().any(|a| &a.name == *n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "verification.cloudWatchAlarms.alarmNames names alarms that do not exist: {}",
+                missing
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some(prefix) = &spec.alarm_name_prefix
+            && !found.iter().any(|a| a.name.starts_with(prefix.as_str()))
+        {
+            return Err(Error::InvalidInput(format!(
+                "verification.cloudWatchAlarms.alarmNamePrefix {prefix:?} matches no alarm"
+            )));
+        }
+    }
 
     info!(
         service = %d.service,
@@ -109,24 +154,6 @@ pub(crate) async fn resolve_tag<R: ImageRegistry>(
                 image.repository
             ))
         })
-}
-
-/// A rule ARN (`…:listener-rule/app/lb/id/listener-id/rule-id`) names its listener.
-fn check_rule_belongs_to_listener(d: &Deployment) -> Result<()> {
-    let Some(rule) = &d.listener_rule_arn else {
-        return Ok(());
-    };
-    let listener_of_rule = rule
-        .replacen(":listener-rule/", ":listener/", 1)
-        .rsplit_once('/')
-        .map(|(l, _)| l.to_string());
-    if listener_of_rule.as_deref() != Some(d.listener_arn.as_str()) {
-        return Err(Error::InvalidInput(format!(
-            "listenerRuleArn {rule} is not a rule of listener {}",
-            d.listener_arn
-        )));
-    }
-    Ok(())
 }
 
 /// The service's primary task set, once the service is fit for a deployment.
@@ -200,13 +227,13 @@ pub(crate) fn target_group_name(arn: &str) -> &str {
         .unwrap_or(arn)
 }
 
-/// The route forwards to exactly the pair, with all weight on the primary's target group.
+/// `route` forwards to exactly the pair, with all weight on the primary's target group.
 fn check_weights(
     d: &Deployment,
+    route: &TrafficRoute,
     primary: &TaskSetState,
     weights: &[WeightedTargetGroup],
 ) -> Result<()> {
-    let route = d.route();
     let primary_tg = primary.target_group_arn().unwrap_or_default();
     let exactly_the_pair = weights.len() == 2
         && d.target_group_arns
@@ -260,11 +287,12 @@ mod tests {
         ValidateInput {
             request,
             execution_name: EXECUTION.into(),
+            execution_arn: None,
         }
     }
 
     async fn run(fake: &FakeAws, request: serde_json::Value) -> Result<ValidateOutput> {
-        validate(fake, fake, fake, &Config::default(), input(request)).await
+        validate(fake, fake, fake, fake, &Config::default(), input(request)).await
     }
 
     #[tokio::test]
@@ -275,6 +303,60 @@ mod tests {
 
         assert_eq!(out.deployment, fake.deployment());
         assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn named_alarms_must_exist_and_a_prefix_must_match_one() {
+        let fake = FakeAws::blue();
+        fake.set_alarm("orders-5xx", "OK");
+        let mut r = request(IMAGE_V2_TAG);
+        r["verification"] =
+            json!({"cloudWatchAlarms": {"alarmNames": ["orders-5xx", "orders-typo"]}});
+        let err = run(&fake, r.clone()).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidInput");
+        assert!(
+            err.to_string().contains("do not exist: orders-typo"),
+            "{err}"
+        );
+
+        r["verification"] = json!({"cloudWatchAlarms": {"alarmNamePrefix": "payments-"}});
+        let err = run(&fake, r.clone()).await.unwrap_err();
+        assert!(err.to_string().contains("matches no alarm"), "{err}");
+
+        r["verification"] = json!({"cloudWatchAlarms": {"alarmNamePrefix": "orders-"}});
+        run(&fake, r).await.unwrap();
+        assert!(fake.mutations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deployment_using_dynatrace_needs_an_installation_that_has_it() {
+        let fake = FakeAws::blue();
+        let mut r = request(IMAGE_V2_TAG);
+        r["dynatrace"] = json!({"releaseStage": "production"});
+        let err = run(&fake, r.clone()).await.unwrap_err();
+        assert_eq!(err.error_type(), "ConfigError");
+        assert!(err.to_string().contains("DYNATRACE_API_URL"), "{err}");
+        let config = Config {
+            dynatrace_available: true,
+            ..Config::default()
+        };
+        validate(&fake, &fake, &fake, &fake, &config, input(r))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_test_route_must_also_send_everything_to_blue() {
+        // Given a test rule that already sends some test traffic to the idle group
+        let fake = FakeAws::blue();
+        fake.set_weights(&rule_route(), weights(50, 50));
+        let mut r = request(IMAGE_V2_TAG);
+        r["testTraffic"] = json!({"listenerArn": LISTENER, "listenerRuleArn": RULE});
+
+        let err = run(&fake, r).await.unwrap_err();
+
+        assert_eq!(err.error_type(), "PreconditionFailed");
+        assert!(err.to_string().contains(RULE), "{err}");
     }
 
     #[tokio::test]
@@ -308,6 +390,7 @@ mod tests {
         let config = Config::new(vec!["docker.io/library/*".into()]);
 
         let err = validate(
+            &fake,
             &fake,
             &fake,
             &fake,
@@ -349,6 +432,7 @@ mod tests {
         let config = Config::new(vec![format!("{REGISTRY}/team/*")]);
 
         validate(
+            &fake,
             &fake,
             &fake,
             &fake,

@@ -243,16 +243,7 @@ async fn deploy_v2(
     let request = env.deploy_request(
         env.tagged_image("v2"),
         Strategy::Steps {
-            steps: vec![
-                TrafficStep {
-                    green_weight: 25,
-                    bake_seconds: None,
-                },
-                TrafficStep {
-                    green_weight: 100,
-                    bake_seconds: None,
-                },
-            ],
+            steps: vec![TrafficStep::to(25), TrafficStep::to(100)],
         },
         timing(),
     );
@@ -435,16 +426,7 @@ async fn deploy_v3(
     let request = env.deploy_request(
         env.pinned_image("v3")?,
         Strategy::Steps {
-            steps: vec![
-                TrafficStep {
-                    green_weight: 50,
-                    bake_seconds: Some(4),
-                },
-                TrafficStep {
-                    green_weight: 100,
-                    bake_seconds: None,
-                },
-            ],
+            steps: vec![TrafficStep::to(50).baking(4), TrafficStep::to(100)],
         },
         timing(),
     );

@@ -1,0 +1,146 @@
+//! The [`Executions`] port over `aws-sdk-sfn`.
+
+use aws_sdk_sfn::Client;
+
+use super::service_error_is;
+use crate::error::{Error, Result};
+use crate::operations::{ExecutionState, Executions, HistoryEntry};
+
+/// AWS Step Functions through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkSfn {
+    client: Client,
+}
+
+impl SdkSfn {
+    /// An adapter over `client`.
+    pub fn new(client: Client) -> Self {
+        SdkSfn { client }
+    }
+
+    /// The SDK client, for calls the port does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn missing(arn: &str) -> Error {
+    Error::InvalidInput(format!(
+        "execution {arn} not found; check the execution ARN and the region"
+    ))
+}
+
+impl Executions for SdkSfn {
+    async fn execution(&self, arn: &str) -> Result<ExecutionState> {
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                if service_error_is(&e, |s| {
+                    s.is_execution_does_not_exist() || s.is_invalid_arn()
+                }) {
+                    missing(arn)
+                } else {
+                    Error::aws("DescribeExecution", arn, e)
+                }
+            })?;
+        Ok(ExecutionState {
+            arn: out.execution_arn().to_string(),
+            name: out.name().unwrap_or_default().to_string(),
+            status: out.status().as_str().to_string(),
+            input: out.input().map(str::to_string),
+            error: out.error().map(str::to_string),
+            cause: out.cause().map(str::to_string),
+        })
+    }
+
+    async fn history(&self, arn: &str) -> Result<Vec<HistoryEntry>> {
+        let mut entries = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .get_execution_history()
+                .execution_arn(arn)
+                .max_results(1000)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    if service_error_is(&e, |s| {
+                        s.is_execution_does_not_exist() || s.is_invalid_arn()
+                    }) {
+                        missing(arn)
+                    } else {
+                        Error::aws("GetExecutionHistory", arn, e)
+                    }
+                })?;
+            for e in out.events() {
+                entries.push(HistoryEntry {
+                    id: e.id(),
+                    kind: e.r#type().as_str().to_string(),
+                    state: e
+                        .state_entered_event_details()
+                        .map(|d| d.name().to_string())
+                        .or_else(|| e.state_exited_event_details().map(|d| d.name().to_string())),
+                    output: e
+                        .state_exited_event_details()
+                        .and_then(|d| d.output())
+                        .map(str::to_string),
+                    parameters: e
+                        .task_scheduled_event_details()
+                        .map(|d| d.parameters().to_string()),
+                });
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => break,
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn send_task_success(&self, token: &str, output: &serde_json::Value) -> Result<()> {
+        self.client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                if service_error_is(&e, |s| s.is_task_timed_out() || s.is_task_does_not_exist()) {
+                    Error::PreconditionFailed(
+                        "the approval is no longer waited for (it timed out or was answered)"
+                            .into(),
+                    )
+                } else {
+                    Error::aws("SendTaskSuccess", "approval task token", e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<()> {
+        self.client
+            .send_task_failure()
+            .task_token(token)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+            .map_err(|e| {
+                if service_error_is(&e, |s| s.is_task_timed_out() || s.is_task_does_not_exist()) {
+                    Error::PreconditionFailed(
+                        "the approval is no longer waited for (it timed out or was answered)"
+                            .into(),
+                    )
+                } else {
+                    Error::aws("SendTaskFailure", "approval task token", e)
+                }
+            })?;
+        Ok(())
+    }
+}
