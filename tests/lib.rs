@@ -598,6 +598,109 @@ where
     }
 }
 
+/// The operator side of the local stack: Step Functions and ECS through the project's own
+/// adapters, as `bluegreen-ctl` and the webhook use them.
+pub fn operators(stack: &Stack) -> (bluegreen::aws::SdkSfn, bluegreen::aws::SdkEcs) {
+    (
+        bluegreen::aws::SdkSfn::new(stack.clients.sfn.clone()),
+        bluegreen::aws::SdkEcs::new(stack.clients.ecs.clone()),
+    )
+}
+
+/// Waits until the execution is in state `state`.
+///
+/// # Errors
+/// When it ends or does not get there within [`EXECUTION_TIMEOUT`].
+pub async fn wait_for_state(stack: &Stack, execution_arn: &str, state: &str) -> anyhow::Result<()> {
+    let (sfn_ops, _) = operators(stack);
+    let sfn_ops = &sfn_ops;
+    eventually(
+        &format!("execution reaches {state}"),
+        EXECUTION_TIMEOUT,
+        move || async move {
+            let status = bluegreen::operations::status(sfn_ops, execution_arn).await?;
+            if status.progress.state.as_deref() == Some(state) {
+                return Ok(Some(()));
+            }
+            if status.status != "RUNNING" {
+                bail!(
+                    "the execution ended {} in {:?} before reaching {state}: {:?}",
+                    status.status,
+                    status.progress.state,
+                    status.cause
+                );
+            }
+            Ok(None)
+        },
+    )
+    .await
+}
+
+/// Waits until the route gives `tg` the weight `weight`.
+///
+/// # Errors
+/// When the execution ends first, or it does not happen within [`EXECUTION_TIMEOUT`].
+pub async fn wait_for_weight(
+    stack: &Stack,
+    execution_arn: &str,
+    route: &inspect::Route,
+    tg: &str,
+    weight: i32,
+) -> anyhow::Result<()> {
+    eventually(
+        &format!("{tg} at {weight} %"),
+        EXECUTION_TIMEOUT,
+        move || async move {
+            let w = inspect::weights(&stack.clients, route).await?;
+            if inspect::weight_of(&w, tg) == weight {
+                return Ok(Some(()));
+            }
+            if !running(stack, execution_arn).await? {
+                bail!("the execution ended before {tg} got {weight} %: {w:?}");
+            }
+            Ok(None)
+        },
+    )
+    .await
+}
+
+/// The Dynatrace deployment events the fake received for environment `env`, oldest first:
+/// each event's `properties` and `entitySelector` (as posted).
+///
+/// # Errors
+/// When the gateway does not answer.
+pub async fn dynatrace_events(
+    stack: &Stack,
+    env: &Environment,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(stack
+        .gateway
+        .dynatrace_events()
+        .await?
+        .into_iter()
+        .map(|e| e["event"].clone())
+        .filter(|e| e["properties"]["ecs.cluster"] == env.cluster_name.as_str())
+        .collect())
+}
+
+/// The milestones (`started`, `promoted`, `rolled back`) of `events`, in order.
+pub fn milestones(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| e["properties"]["deployment.milestone"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many times the execution entered `state`.
+pub fn entered(outcome: &sfn::Outcome, state: &str) -> usize {
+    outcome
+        .states_entered()
+        .iter()
+        .filter(|s| s.as_str() == state)
+        .count()
+}
+
 /// Whether the execution is still running.
 ///
 /// # Errors

@@ -167,7 +167,7 @@ pub struct TestTraffic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Approval {
-    /// Seconds an approval may stay pending (60–604800).
+    /// Seconds an approval may stay pending (1–604800).
     pub timeout_seconds: u32,
     /// What a timed-out approval does.
     pub on_timeout: OnTimeout,
@@ -484,7 +484,7 @@ impl DeployRequest {
         in_range(
             "approval.timeoutSeconds",
             self.approval.timeout_seconds,
-            60,
+            1,
             MAX_APPROVAL_TIMEOUT_SECONDS,
         )?;
         in_range(
@@ -960,11 +960,11 @@ mod tests {
     #[test]
     fn approvals_retention_and_their_bounds() {
         let mut v = minimal();
-        v["approval"] = json!({"timeoutSeconds": 30});
+        v["approval"] = json!({"timeoutSeconds": 0});
         let err = DeployRequest::parse(v.clone()).unwrap_err();
         assert!(
             err.to_string()
-                .contains("approval.timeoutSeconds must be 60 to 604800"),
+                .contains("approval.timeoutSeconds must be 1 to 604800"),
             "{err}"
         );
         v["approval"] = json!({"onTimeout": "approve"});

@@ -74,6 +74,9 @@ pub struct EnvSpec {
     pub image_tags: Vec<String>,
     /// A listener rule with its own weighted forward (priority 10).
     pub listener_rule: Option<RuleSpec>,
+    /// A test listener (HTTP:8080) with its own weighted forward to the pair, for test
+    /// traffic.
+    pub test_listener: bool,
     /// How long to wait for blue's targets to turn healthy; `None` does not wait (a bare
     /// moto never registers targets).
     pub wait_for_healthy: Option<Duration>,
@@ -134,6 +137,7 @@ impl EnvSpec {
             health_check_path: "/health".into(),
             image_tags: vec!["v1".into(), "v2".into(), "v3".into()],
             listener_rule: None,
+            test_listener: false,
             wait_for_healthy: Some(Duration::from_secs(60)),
             task_definition: TaskDefinitionKind::Standard,
         }
@@ -231,6 +235,8 @@ pub struct Environment {
     pub target_group_arns: [String; 2],
     pub listener_arn: String,
     pub listener_rule_arn: Option<String>,
+    /// The test listener (HTTP:8080), when the spec asked for one.
+    pub test_listener_arn: Option<String>,
     pub repository_name: String,
     /// `123456789012.dkr.ecr.us-east-1.amazonaws.com/<repository>`.
     pub repository_uri: String,
@@ -294,6 +300,14 @@ impl Environment {
             listener_arn: self.listener_arn.clone(),
             rule_arn: self.listener_rule_arn.clone(),
         }
+    }
+
+    /// The test listener's default action, when there is one.
+    pub fn test_route(&self) -> Option<Route> {
+        self.test_listener_arn.as_ref().map(|arn| Route {
+            listener_arn: arn.clone(),
+            rule_arn: None,
+        })
     }
 
     /// The listener's default action, whether or not a rule exists.
@@ -484,6 +498,7 @@ pub async fn build(clients: &Clients, spec: &EnvSpec) -> anyhow::Result<Environm
         target_group_arns: lb.target_group_arns,
         listener_arn: lb.listener_arn,
         listener_rule_arn: lb.rule_arn,
+        test_listener_arn: lb.test_listener_arn,
         repository_name,
         repository_uri,
         images,
@@ -630,6 +645,7 @@ struct Lb {
     target_group_arns: [String; 2],
     listener_arn: String,
     rule_arn: Option<String>,
+    test_listener_arn: Option<String>,
 }
 
 /// A forward that sends `weights[i]` to `target_group_arns[i]`.
@@ -772,12 +788,34 @@ async fn load_balancer(
         }
     };
 
+    let test_listener_arn = if spec.test_listener {
+        let arn = elb
+            .create_listener()
+            .load_balancer_arn(&load_balancer_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .default_actions(weighted_forward(&target_group_arns, [100, 0]))
+            .send()
+            .await
+            .with_context(|| format!("creating the HTTP:8080 test listener of {name}"))?
+            .listeners
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|l| l.listener_arn)
+            .ok_or_else(|| anyhow!("CreateListener (test) on {name} returned no ARN"))?;
+        Some(arn)
+    } else {
+        None
+    };
+
     Ok(Lb {
         load_balancer_arn,
         dns_name: lb.dns_name.unwrap_or_default(),
         target_group_arns,
         listener_arn,
         rule_arn,
+        test_listener_arn,
     })
 }
 
