@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 STACK := local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean
+.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,16 @@ clippy:
 
 asl: $(NODE_STAMP) ## validate the state machine definitions
 	npx --no-install asl-validator --json-path statemachine/deploy.asl.json
+
+# People in the loop: bluegreen-ctl on the deployment EXECUTION=<execution ARN>, with the AWS
+# credentials, region and endpoint of the environment (AWS_ENDPOINT_URL for the local stack).
+status: ## where deployment EXECUTION=<execution ARN> is (bluegreen-ctl status)
+approve: ## approve deployment EXECUTION=<arn> paused on an approval
+promote: ## promote deployment EXECUTION=<arn>: skip its remaining steps
+abort: ## abort deployment EXECUTION=<arn>: roll back to blue
+status approve promote abort:
+	@test -n "$(EXECUTION)" || { echo "usage: make $@ EXECUTION=<execution ARN>" >&2; exit 2; }
+	$(CARGO) run --quiet -p ctl -- $@ "$(EXECUTION)"
 
 clean: local-down ## stop the stack and remove build output and tools
 	rm -rf target .tools .local node_modules

@@ -65,6 +65,48 @@ async fn an_approval_nobody_answers_times_out_and_rolls_back() -> anyhow::Result
 }
 
 #[tokio::test]
+async fn an_abort_at_an_approval_answers_it_and_rolls_back() -> anyhow::Result<()> {
+    let stack = Stack::connect().await?;
+    let t = stack
+        .environment("abort_approval", EnvSpec::new(""))
+        .await?;
+    let env = &t.env;
+    let request = env.deploy_request(
+        env.tagged_image("v2"),
+        Strategy::Steps {
+            steps: vec![TrafficStep::to(30).with_approval(), TrafficStep::to(100)],
+        },
+        fast_timing(),
+    );
+    let execution = t.start(&stack, "abort-approval", &request).await?;
+    let (sfn_ops, ecs_ops) = operators(&stack);
+    let operator = async {
+        wait_for_state(&stack, &execution, "AwaitStepApproval").await?;
+        anyhow::Ok(operations::abort(&sfn_ops, &ecs_ops, &execution, "e2e").await?)
+    };
+    let sampler = t.sampler();
+    let (timeline, delivered) =
+        tokio::join!(sampler.record(&stack.clients, &execution, |_| {}), operator);
+    assert_eq!(delivered?, Delivered::ApprovalAnswered);
+    let timeline = timeline?;
+    let outcome = &timeline.outcome;
+    expect_status(outcome, ExecutionStatus::Failed)?;
+    assert_eq!(outcome.error.as_deref(), Some("Aborted"));
+    let cause = outcome.cause.as_deref().unwrap_or_default();
+    assert!(
+        cause.contains("e2e aborted execution") && cause.contains("at its approval"),
+        "{cause}"
+    );
+    assert_eq!(
+        weight_sequence(&timeline, 1),
+        [0, 30, 0],
+        "{:#?}",
+        timeline.changes()
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_approved_step_goes_on_and_promote_at_the_next_approval_skips_the_rest()
 -> anyhow::Result<()> {
     // Given a deploy with approvals at 20 % and at 60 %

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use aws_sdk_sfn::types::ExecutionStatus;
-use bluegreen::model::Strategy;
+use bluegreen::model::{DynatraceRelease, Strategy};
+use bluegreen::verification::DynatraceVerification;
 use e2e::{Stack, expect_status, fast_timing};
 use local_stack::env::EnvSpec;
 use local_stack::gateway::Fault;
@@ -98,13 +99,48 @@ async fn no_secret_value_appears_in_histories_outputs_or_logs_after_a_deploy_and
         .send()
         .await?;
     assert_eq!(stored.secret_string(), Some(env.secrets.api_token.as_str()));
-    let needles = needles(&env.secrets.values());
-    assert_eq!(needles.len(), 6);
+    // And the functions' own Dynatrace token, which they read from Secrets Manager
+    let deployer_token = stack
+        .clients
+        .secrets
+        .get_secret_value()
+        .secret_id(local_stack::dynatrace::TOKEN_SECRET)
+        .send()
+        .await?
+        .secret_string()
+        .unwrap_or_default()
+        .to_string();
+    let mut values = env.secrets.values().to_vec();
+    values.push(deployer_token.as_str());
+    let needles = needles(&values);
+    assert_eq!(needles.len(), 8);
 
-    // When v2 is deployed, and then v3, which never turns healthy and is rolled back
-    let request = env.deploy_request(env.tagged_image("v2"), Strategy::AllAtOnce, fast_timing());
+    // When v2 is deployed, verified by Dynatrace and announced to it, and then v3, which
+    // never turns healthy and is rolled back
+    let v2 = env.digest("v2").unwrap_or_default().to_string();
+    stack
+        .gateway
+        .dynatrace_metric("errors.rate", &v2, 0.5)
+        .await?;
+    let mut request =
+        env.deploy_request(env.tagged_image("v2"), Strategy::AllAtOnce, fast_timing());
+    request.dynatrace = Some(DynatraceRelease {
+        release_product: None,
+        release_stage: None,
+        events: true,
+        entity_selector: None,
+    });
+    request.verification.dynatrace = Some(DynatraceVerification::parse(serde_json::json!({
+        "checks": [{"name": "errors", "metricSelector": "calc:service.orders.errors.rate", "threshold": {"max": 5}}]
+    }))?);
     let deployed = t.deploy(&stack, "v2", &request).await?.outcome;
     expect_status(&deployed, ExecutionStatus::Succeeded)?;
+    let used = stack.gateway.dynatrace_events().await?;
+    assert!(
+        used.iter()
+            .any(|e| e["event"]["properties"]["ecs.cluster"] == env.cluster_name.as_str()),
+        "the deploy did not reach Dynatrace, so its token was not exercised"
+    );
     let v3 = env.digest("v3").unwrap_or_default().to_string();
     stack.gateway.add_fault(&Fault::never_healthy(&v3)).await?;
     let request = env.deploy_request(env.tagged_image("v3"), Strategy::AllAtOnce, fast_timing());

@@ -3,7 +3,8 @@
 //!
 //! A deployment waiting for an approval is paused on a Step Functions task token; the token
 //! is in the execution's history (the `TaskScheduled` event of the approval state), so
-//! approving, promoting or aborting there answers the token. Anywhere else, `promote` and
+//! approving, promoting or aborting there answers the token with `{"decision": "approve" |
+//! "promote" | "abort", "by": …}`. Anywhere else, `promote` and
 //! `abort` leave an operator command on the ECS service (see [`crate::ports::OperatorCommands`]),
 //! which the deployment reads at its next poll of green: at most `timing.pollIntervalSeconds`
 //! later it skips its remaining steps, or rolls back.
@@ -67,17 +68,6 @@ pub trait Executions {
     /// # Errors
     /// [`Error::PreconditionFailed`] when the token is no longer waited for; AWS errors.
     fn send_task_success(&self, token: &str, output: &Value) -> impl Future<Output = Result<()>>;
-
-    /// Answers a task token with failure `error`.
-    ///
-    /// # Errors
-    /// As [`Executions::send_task_success`].
-    fn send_task_failure(
-        &self,
-        token: &str,
-        error: &str,
-        cause: &str,
-    ) -> impl Future<Output = Result<()>>;
 }
 
 /// Where a deployment is.
@@ -132,6 +122,22 @@ impl Progress {
             line.push_str(v);
         }
         line
+    }
+}
+
+/// A failure cause for people. Step Functions records a Lambda error's cause as the JSON of
+/// the error (`{"errorType": …, "errorMessage": …}`), also inside the state machine's own
+/// `rolled back to blue: …`; this keeps the text around it and shows only the message.
+pub fn readable_cause(cause: &str) -> String {
+    let Some(start) = cause.find('{') else {
+        return cause.to_string();
+    };
+    match serde_json::from_str::<Value>(&cause[start..]) {
+        Ok(error) => match error["errorMessage"].as_str() {
+            Some(message) => format!("{}{message}", &cause[..start]),
+            None => cause.to_string(),
+        },
+        Err(_) => cause.to_string(),
     }
 }
 
@@ -309,15 +315,9 @@ pub async fn abort<X: Executions, E: Ecs + OperatorCommands>(
 ) -> Result<Delivered> {
     let (execution, _, token) = running(sfn, arn, "abort").await?;
     if let Some(token) = token {
-        sfn.send_task_failure(
-            &token,
-            "Aborted",
-            &format!(
-                "{by} aborted execution {} at its approval; rolling back to blue",
-                execution.name
-            ),
-        )
-        .await?;
+        // The state machine turns this answer into the `Aborted` error and rolls back.
+        sfn.send_task_success(&token, &json!({"decision": "abort", "by": by}))
+            .await?;
         info!(execution = %execution.name, by, "aborted at an approval");
         return Ok(Delivered::ApprovalAnswered);
     }
@@ -347,4 +347,83 @@ async fn leave<E: Ecs + OperatorCommands>(
         .await?;
     info!(execution = %execution.name, service = %service.name, command = command.as_str(), by, "left an operator command on the service");
     Ok(Delivered::CommandLeft)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(id: i64, kind: &str, state: Option<&str>) -> HistoryEntry {
+        HistoryEntry {
+            id,
+            kind: kind.into(),
+            state: state.map(str::to_string),
+            ..HistoryEntry::default()
+        }
+    }
+
+    #[test]
+    fn a_lambda_errors_cause_reads_as_its_message() {
+        assert_eq!(
+            readable_cause(
+                r#"rolled back to blue: {"errorType":"VerificationFailed","errorMessage":"verification failed: 2 targets"}"#
+            ),
+            "rolled back to blue: verification failed: 2 targets"
+        );
+        assert_eq!(
+            readable_cause("rolled back to blue: no approval within 2 seconds"),
+            "rolled back to blue: no approval within 2 seconds"
+        );
+        assert_eq!(readable_cause("odd {cause"), "odd {cause");
+    }
+
+    #[test]
+    fn progress_reads_the_state_step_weights_and_last_poll_from_the_history() {
+        let mut shifted = entry(5, "TaskStateExited", Some("ShiftTraffic"));
+        shifted.output = Some(
+            json!({"traffic": {"index": 1, "count": 3}, "weights": {"blueWeight": 60, "greenWeight": 40}})
+                .to_string(),
+        );
+        let mut polled = entry(8, "TaskStateExited", Some("VerifyTrafficStep"));
+        polled.output = Some(
+            json!({"traffic": {"index": 1, "count": 3}, "weights": {"blueWeight": 60, "greenWeight": 40}, "poll": {"reason": "baking, poll 1 of 3"}})
+                .to_string(),
+        );
+        let history = vec![
+            entry(1, "ExecutionStarted", None),
+            shifted,
+            polled,
+            entry(9, "ChoiceStateEntered", Some("StepVerified")),
+            entry(10, "WaitStateEntered", Some("WaitForStepPoll")),
+        ];
+        let p = progress(&history);
+        assert_eq!(p.state.as_deref(), Some("WaitForStepPoll"));
+        assert_eq!((p.step, p.steps), (Some(2), Some(3)));
+        assert_eq!((p.blue_weight, p.green_weight), (Some(60), Some(40)));
+        assert_eq!(p.last_verification.as_deref(), Some("baking, poll 1 of 3"));
+        assert!(!p.awaiting_approval);
+        assert_eq!(
+            p.summary(),
+            "WaitForStepPoll, step 2 of 3, blue 60 / green 40: baking, poll 1 of 3"
+        );
+    }
+
+    #[test]
+    fn a_pending_approval_is_the_last_scheduled_task_not_yet_answered() {
+        let mut scheduled = entry(3, "TaskScheduled", None);
+        scheduled.parameters = Some(
+            json!({"FunctionName": "verify-health", "Payload": {"phase": "approval", "taskToken": "token-1"}})
+                .to_string(),
+        );
+        let mut history = vec![
+            entry(2, "TaskStateEntered", Some("AwaitStepApproval")),
+            scheduled,
+            entry(4, "TaskStarted", None),
+        ];
+        assert_eq!(pending_token(&history).as_deref(), Some("token-1"));
+        assert!(progress(&history).awaiting_approval);
+        history.push(entry(5, "TaskSucceeded", None));
+        assert_eq!(pending_token(&history), None);
+    }
 }

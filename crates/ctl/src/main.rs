@@ -49,6 +49,7 @@ async fn main() -> ExitCode {
                     s.progress.summary()
                 );
                 if let (Some(error), Some(cause)) = (&s.error, &s.cause) {
+                    let cause = operations::readable_cause(cause);
                     line.push_str(&format!("\n{error}: {cause}"));
                 }
                 line

@@ -122,25 +122,4 @@ impl Executions for SdkSfn {
             })?;
         Ok(())
     }
-
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<()> {
-        self.client
-            .send_task_failure()
-            .task_token(token)
-            .error(error)
-            .cause(cause)
-            .send()
-            .await
-            .map_err(|e| {
-                if service_error_is(&e, |s| s.is_task_timed_out() || s.is_task_does_not_exist()) {
-                    Error::PreconditionFailed(
-                        "the approval is no longer waited for (it timed out or was answered)"
-                            .into(),
-                    )
-                } else {
-                    Error::aws("SendTaskFailure", "approval task token", e)
-                }
-            })?;
-        Ok(())
-    }
 }

@@ -5,14 +5,18 @@
 //! 2. Deploys v2 in two traffic steps and checks the result.
 //! 3. Makes v3's tasks turn unhealthy a little after they turned healthy, deploys v3, and
 //!    checks that the workflow rolled back after traffic had moved.
-//! 4. Prints one line per claim and exits non-zero when any claim does not hold.
+//! 4. Deploys v4 as a 10 % canary verified by Dynatrace (the local stack's fake Dynatrace
+//!    API), which reports v4's error rate over the threshold: the canary is rolled back, and
+//!    Dynatrace received the deployment's start and rollback events.
+//! 5. Prints one line per claim and exits non-zero when any claim does not hold.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sfn::types::ExecutionStatus;
-use bluegreen::model::{Strategy, Timing, TrafficStep};
+use bluegreen::model::{DynatraceRelease, Strategy, Timing, TrafficStep};
+use bluegreen::verification::DynatraceVerification;
 use local_stack::env::{APP_CONTAINER, EnvSpec, Environment};
 use local_stack::gateway::{Fault, Gateway};
 use local_stack::inspect::{self, TaskSetView};
@@ -93,9 +97,12 @@ async fn run() -> anyhow::Result<Vec<Claim>> {
     gateway.set_healthy_after(HEALTHY_AFTER_SECONDS).await?;
 
     let clients = endpoint.clients().await;
+    local_stack::dynatrace::grant_function_access(&clients, &gateway).await?;
     let suffix = local_stack::env::random_suffix(5);
     let started = Instant::now();
-    let env = local_stack::env::build(&clients, &EnvSpec::new(&suffix)).await?;
+    let mut spec = EnvSpec::new(&suffix);
+    spec.image_tags.push("v4".into());
+    let env = local_stack::env::build(&clients, &spec).await?;
     print_environment(&clients, &env, started.elapsed()).await?;
 
     let state_machine =
@@ -109,12 +116,120 @@ async fn run() -> anyhow::Result<Vec<Claim>> {
         &gateway,
         &env,
         &state_machine,
-        v2_task_set,
+        v2_task_set.clone(),
         &mut claims,
     )
     .await?;
     gateway.clear_faults().await?;
+    deploy_v4_canary(
+        &clients,
+        &gateway,
+        &env,
+        &state_machine,
+        v2_task_set,
+        &mut claims,
+    )
+    .await?;
     Ok(claims)
+}
+
+/// Deploys v4 as a 10 % canary that Dynatrace finds failing.
+async fn deploy_v4_canary(
+    clients: &Clients,
+    gateway: &Gateway,
+    env: &Environment,
+    state_machine: &str,
+    v2_set: Option<TaskSetView>,
+    claims: &mut Vec<Claim>,
+) -> anyhow::Result<()> {
+    let v2 = env.digest("v2").unwrap_or_default().to_string();
+    let v4 = env.digest("v4").unwrap_or_default().to_string();
+    println!(
+        "3. Canary of v4 at 10 %, verified by Dynatrace: error rate of v4's release at most 2 %"
+    );
+    gateway.dynatrace_metric("errors.rate", &v2, 0.3).await?;
+    gateway.dynatrace_metric("errors.rate", &v4, 7.5).await?;
+    println!(
+        "   Dynatrace (local fake) reports 0.3 % for v2's release, 7.5 % for v4's ({})",
+        short_digest(&v4)
+    );
+    let mut request = env.deploy_request(
+        env.pinned_image("v4")?,
+        Strategy::Canary {
+            percent: 10,
+            bake_seconds: Some(6),
+        },
+        timing(),
+    );
+    request.dynatrace = Some(DynatraceRelease {
+        release_product: None,
+        release_stage: Some("demo".into()),
+        events: true,
+        entity_selector: None,
+    });
+    request.verification.dynatrace = Some(DynatraceVerification::parse(serde_json::json!({
+        "windowSeconds": 300,
+        "checks": [{
+            "name": "error-rate",
+            "metricSelector": "calc:service.orders.errors.rate",
+            "threshold": {"max": 2}
+        }]
+    }))?);
+    let name = sfn::execution_name(&[&env.prefix, "orders-v4"]);
+    let (timeline, blue) = deploy(clients, env, state_machine, &name, &request).await?;
+    let o = &timeline.outcome;
+    let green = 1 - blue;
+    println!();
+
+    let cause = bluegreen::operations::readable_cause(o.cause.as_deref().unwrap_or_default());
+    claim(
+        claims,
+        "v4: Dynatrace stopped the canary",
+        o.status == ExecutionStatus::Failed
+            && o.error.as_deref() == Some("VerificationFailed")
+            && cause.contains("check error-rate"),
+        truncate(&cause, 110),
+    );
+    claim(
+        claims,
+        "v4: green had 10 % of the traffic, then none",
+        seen_weights(&timeline, green) == "0 → 10 → 0",
+        format!("green weights seen: {}", seen_weights(&timeline, green)),
+    );
+    let sets = settled_task_sets(clients, env).await?;
+    let v2_primary = v2_set
+        .as_ref()
+        .is_some_and(|v2| sets.iter().any(|t| t.id == v2.id && t.status == "PRIMARY"));
+    claim(
+        claims,
+        "v4: v2 is alone again, primary, with all traffic",
+        sets.len() == 1 && v2_primary,
+        task_set_list(&sets),
+    );
+    let events: Vec<String> = gateway
+        .dynatrace_events()
+        .await?
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["properties"]["deployment.execution"] == name.as_str())
+        .filter_map(|e| e["properties"]["deployment.milestone"].as_str())
+        .map(str::to_string)
+        .collect();
+    claim(
+        claims,
+        "v4: Dynatrace received the deployment's start and rollback events",
+        events == ["started", "rolled back"],
+        events.join(", "),
+    );
+    let leaked = leaked_secrets(env, &timeline);
+    claim(
+        claims,
+        "v4: no secret value in the execution history",
+        leaked == 0,
+        format!("{leaked} leaked"),
+    );
+    println!();
+    Ok(())
 }
 
 async fn print_environment(
@@ -227,7 +342,7 @@ async fn deploy(
         println!("   error: {error}");
     }
     if let Some(cause) = &o.cause {
-        println!("   cause: {cause}");
+        println!("   cause: {}", bluegreen::operations::readable_cause(cause));
     }
     Ok((timeline, blue))
 }
@@ -442,7 +557,7 @@ async fn deploy_v3(
         o.status == ExecutionStatus::Failed,
         o.status.as_str(),
     );
-    let cause = o.cause.clone().unwrap_or_default();
+    let cause = bluegreen::operations::readable_cause(o.cause.as_deref().unwrap_or_default());
     claim(
         claims,
         "v3: it failed with the rollback's reason",
