@@ -66,7 +66,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 asl: $(NODE_STAMP) ## validate the state machine definitions
-	npx --no-install asl-validator --json-path statemachine/deploy.asl.json
+	npx --no-install asl-validator --json-path statemachine/deploy.asl.json --json-path statemachine/rotate.asl.json
 
 # People in the loop: bluegreen-ctl on the deployment EXECUTION=<execution ARN>, with the AWS
 # credentials, region and endpoint of the environment (AWS_ENDPOINT_URL for the local stack).

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod model;
 pub mod operations;
 pub mod ports;
+pub mod rotation;
 pub mod steps;
 pub mod taskdef;
 pub mod verification;

@@ -68,6 +68,19 @@ pub trait Executions {
     /// # Errors
     /// [`Error::PreconditionFailed`] when the token is no longer waited for; AWS errors.
     fn send_task_success(&self, token: &str, output: &Value) -> impl Future<Output = Result<()>>;
+
+    /// Starts execution `name` of `state_machine_arn` with `input`; answers its ARN.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the state machine does not exist, or an execution of that
+    /// name exists already with another input (Step Functions answers a start with the same
+    /// name and input with the running execution); AWS errors.
+    fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &Value,
+    ) -> impl Future<Output = Result<String>>;
 }
 
 /// Where a deployment is.

@@ -233,6 +233,31 @@ pub trait LoadBalancer {
 
     /// The target group's `deregistration_delay.timeout_seconds`.
     fn deregistration_delay(&self, target_group_arn: &str) -> impl Future<Output = Result<u32>>;
+
+    /// Every route (a listener's default action, or a rule) of the load balancers of the
+    /// target group whose forward action sends to it, with the forward's weights.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] when the target group does not exist; AWS errors.
+    fn routes_to(
+        &self,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<Vec<(TrafficRoute, Vec<WeightedTargetGroup>)>>>;
+}
+
+/// Which ECS services exist, to find those that use a secret.
+pub trait ServiceDirectory {
+    /// Every cluster's ARN.
+    ///
+    /// # Errors
+    /// AWS errors.
+    fn clusters(&self) -> impl Future<Output = Result<Vec<String>>>;
+
+    /// Every service ARN of `cluster`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] when the cluster does not exist; AWS errors.
+    fn services(&self, cluster: &str) -> impl Future<Output = Result<Vec<String>>>;
 }
 
 /// A container registry that can resolve a tag to its digest.

@@ -106,6 +106,11 @@ pub async fn state(State(state): State<Arc<AppState>>) -> Response {
                         "exitCodes": task.containers.iter().map(|c| c.exit_code).collect::<Vec<_>>(),
                         "targetState": task.targets.first().map(|(_, s)| s.as_str()),
                         "targets": targets,
+                        "secrets": task.held.iter().map(|h| json!({
+                            "container": h.container,
+                            "name": h.name,
+                            "holds": h.holds,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();

@@ -9,7 +9,8 @@ use crate::moto::{Credential, Scope};
 use crate::proxy::{self, Incoming};
 use crate::server::AppState;
 use crate::sim::{
-    Counts, Millis, Sim, TargetGroup, TaskQuery, TaskSetSpec, TaskSetUpdate, TaskView, now_millis,
+    Counts, HeldSecret, Millis, Sim, TargetGroup, TaskQuery, TaskSetSpec, TaskSetUpdate, TaskView,
+    now_millis,
 };
 
 const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
@@ -191,6 +192,17 @@ async fn sync_task_set(
         }),
         None => None,
     };
+    // ECS resolves `secrets` when a task starts; the tasks of this task set hold these.
+    let mut held = Vec::new();
+    for c in &containers {
+        for (name, value_from) in &c.secrets {
+            held.push(HeldSecret {
+                container: c.name.clone(),
+                name: name.clone(),
+                holds: state.moto.secret_holds(scope, value_from).await,
+            });
+        }
+    }
     let spec = TaskSetSpec {
         id: field("id")?.to_owned(),
         arn: arn.to_owned(),
@@ -203,6 +215,7 @@ async fn sync_task_set(
         containers,
         target_groups,
         subnet_id,
+        held,
     };
     tracing::info!(
         task_set = %spec.id,
@@ -488,9 +501,11 @@ mod tests {
                     containers: vec![Container {
                         name: "web".into(),
                         image: "repo/app:v1".into(),
+                        secrets: Vec::new(),
                     }],
                     target_groups,
                     subnet_id: Some("subnet-1".into()),
+                    held: Vec::new(),
                 },
                 scope: Scope::default(),
                 subnet: None,

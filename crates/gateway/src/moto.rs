@@ -210,6 +210,20 @@ impl MotoClient {
                     .map(|def| Container {
                         name: def["name"].as_str().unwrap_or_default().to_owned(),
                         image: def["image"].as_str().unwrap_or_default().to_owned(),
+                        secrets: def["secrets"]
+                            .as_array()
+                            .map(|secrets| {
+                                secrets
+                                    .iter()
+                                    .map(|s| {
+                                        (
+                                            s["name"].as_str().unwrap_or_default().to_owned(),
+                                            s["valueFrom"].as_str().unwrap_or_default().to_owned(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                     })
                     .collect()
             })
@@ -221,6 +235,54 @@ impl MotoClient {
             });
         }
         Ok(containers)
+    }
+
+    /// What a task started now gets for `value_from` (a Secrets Manager ARN or name, with an
+    /// optional `:<json key>:<stage>:<version>`): the Dynatrace token id of the value, never
+    /// the value; or why there is none.
+    pub async fn secret_holds(&self, scope: &Scope, value_from: &str) -> String {
+        let (secret_id, key, stage, version) = split_value_from(value_from);
+        let mut body = json!({ "SecretId": secret_id });
+        if let Some(stage) = stage {
+            body["VersionStage"] = json!(stage);
+        }
+        if let Some(version) = version {
+            body["VersionId"] = json!(version);
+        }
+        let answer = self
+            .http
+            .post(format!("{}/", self.base))
+            .header(header::AUTHORIZATION, scope.authorization("secretsmanager"))
+            .header("X-Amz-Target", "secretsmanager.GetSecretValue")
+            .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .body(body.to_string())
+            .send()
+            .await;
+        let text = match answer {
+            Ok(answer) => match checked_text(answer, "secretsmanager:GetSecretValue").await {
+                Ok(text) => text,
+                Err(err) => return format!("unresolved: {err}"),
+            },
+            Err(err) => return format!("unresolved: {err}"),
+        };
+        let value = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["SecretString"].as_str().map(str::to_owned));
+        let Some(value) = value else {
+            return "unresolved: no SecretString".to_owned();
+        };
+        let value = match key {
+            None => value,
+            Some(key) => match serde_json::from_str::<Value>(&value)
+                .ok()
+                .and_then(|v| v[key].as_str().map(str::to_owned))
+            {
+                Some(v) => v,
+                None => return format!("unresolved: no key {key}"),
+            },
+        };
+        crate::dynatrace::token_id(&value)
+            .map_or_else(|| "not a Dynatrace token".to_owned(), str::to_owned)
     }
 
     /// The target group's `deregistration_delay.timeout_seconds`, in milliseconds
@@ -378,5 +440,43 @@ mod tests {
     #[test]
     fn ignores_headers_without_a_credential() {
         assert_eq!(Credential::parse("Bearer token"), None);
+    }
+}
+
+/// `arn:aws:secretsmanager:<region>:<account>:secret:<name>[:<key>:<stage>:<version>]` (or a
+/// name) split into the secret id and the optional key, stage and version.
+fn split_value_from(value_from: &str) -> (&str, Option<&str>, Option<&str>, Option<&str>) {
+    if !value_from.starts_with("arn:") {
+        return (value_from, None, None, None);
+    }
+    let parts: Vec<&str> = value_from.splitn(10, ':').collect();
+    if parts.len() <= 7 {
+        return (value_from, None, None, None);
+    }
+    let end = parts[..7].iter().map(|p| p.len() + 1).sum::<usize>() - 1;
+    let some = |i: usize| parts.get(i).copied().filter(|p| !p.is_empty());
+    (&value_from[..end], some(7), some(8), some(9))
+}
+
+#[cfg(test)]
+mod value_from_tests {
+    use super::split_value_from;
+
+    #[test]
+    fn a_value_from_splits_into_secret_key_stage_and_version() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dt/tokens-AbCdEf";
+        assert_eq!(split_value_from(arn), (arn, None, None, None));
+        assert_eq!(
+            split_value_from(&format!("{arn}:DT_PAAS_TOKEN::")),
+            (arn, Some("DT_PAAS_TOKEN"), None, None)
+        );
+        assert_eq!(
+            split_value_from(&format!("{arn}:K:AWSPREVIOUS:")),
+            (arn, Some("K"), Some("AWSPREVIOUS"), None)
+        );
+        assert_eq!(
+            split_value_from("dt/tokens"),
+            ("dt/tokens", None, None, None)
+        );
     }
 }

@@ -95,6 +95,18 @@ pub struct Fault {
 pub struct Container {
     pub name: String,
     pub image: String,
+    /// The container's `secrets`: environment variable name and `valueFrom`.
+    pub secrets: Vec<(String, String)>,
+}
+
+/// What a task holds of one `secrets` entry, as ECS resolved it when the task started: the
+/// Dynatrace token id (`dt0c01.PUBLIC`), never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSecret {
+    pub container: String,
+    pub name: String,
+    /// The token id; or why there is none (`not a Dynatrace token`, `unresolved: …`).
+    pub holds: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +131,9 @@ pub struct TaskSetSpec {
     pub containers: Vec<Container>,
     pub target_groups: Vec<TargetGroup>,
     pub subnet_id: Option<String>,
+    /// The containers' secrets as resolved when the task set was created; its tasks hold
+    /// these.
+    pub held: Vec<HeldSecret>,
 }
 
 impl TaskSetSpec {
@@ -240,6 +255,8 @@ pub struct Task {
     pub stop: Option<Stop>,
     /// Per target group of the spec: already deregistered from moto.
     pub deregistered: Vec<bool>,
+    /// The secrets the task got when it started.
+    pub held: Vec<HeldSecret>,
 }
 
 impl Task {
@@ -378,6 +395,8 @@ pub struct TaskView {
     pub containers: Vec<ContainerView>,
     /// Per target group: its ARN and this task's target state.
     pub targets: Vec<(String, TargetState)>,
+    /// The secrets it got when it started.
+    pub held: Vec<HeldSecret>,
 }
 
 /// One simulated target as `DescribeTargetHealth` reports it.
@@ -852,6 +871,7 @@ fn reconcile(ts: &mut TaskSet, ips: &mut IpAllocator, config: SimConfig, now: Mi
                 healthy_after_ms: config.healthy_after_ms,
                 stop: None,
                 deregistered: vec![false; ts.spec.target_groups.len()],
+                held: ts.spec.held.clone(),
             };
             started.push(task.ip);
             ts.tasks.push(task);
@@ -987,6 +1007,7 @@ fn task_view(ts: &TaskSet, task: &Task, faults: &[&Fault], now: Millis) -> TaskV
         stopped_reason: None,
         containers: running_containers(),
         targets,
+        held: task.held.clone(),
     };
     if let Some(stop) = &task.stop {
         // ECS stops a task once its targets have drained.
@@ -1039,10 +1060,12 @@ mod tests {
                 Container {
                     name: "web".into(),
                     image: image.into(),
+                    secrets: Vec::new(),
                 },
                 Container {
                     name: "sidecar".into(),
                     image: "envoy:1".into(),
+                    secrets: Vec::new(),
                 },
             ],
             target_groups: vec![TargetGroup {
@@ -1051,6 +1074,7 @@ mod tests {
                 deregistration_delay_ms: delay_ms,
             }],
             subnet_id: None,
+            held: Vec::new(),
         }
     }
 

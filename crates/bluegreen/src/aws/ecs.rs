@@ -8,8 +8,8 @@ use aws_sdk_ecs::types::{
 use super::{aws_message, service_error_is};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Command, Ecs, LaunchSpec, NewTaskSet, OperatorCommands, ServiceState, StoppedTask,
-    TaskDefinitionDoc, TaskSetState,
+    Command, Ecs, LaunchSpec, NewTaskSet, OperatorCommands, ServiceDirectory, ServiceState,
+    StoppedTask, TaskDefinitionDoc, TaskSetState,
 };
 
 /// The service tag an operator command is left in: value `<command>:<execution name>`.
@@ -602,6 +602,61 @@ impl OperatorCommands for SdkEcs {
                 .map_err(|e| Error::aws("UntagResource", service_arn, e))?;
         }
         Ok(())
+    }
+}
+
+impl ServiceDirectory for SdkEcs {
+    /// `ListClusters`, every page.
+    ///
+    /// # Errors
+    /// [`Error::aws`] of `ListClusters`.
+    async fn clusters(&self) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_clusters()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| Error::aws("ListClusters", "clusters", e))?;
+            arns.extend(out.cluster_arns().iter().cloned());
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    /// `ListServices` of the cluster, every page.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the cluster does not exist; otherwise [`Error::aws`].
+    async fn services(&self, cluster: &str) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_services()
+                .cluster(cluster)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    if service_error_is(&e, |s| s.is_cluster_not_found_exception()) {
+                        cluster_not_found(cluster)
+                    } else {
+                        Error::aws("ListServices", cluster, e)
+                    }
+                })?;
+            arns.extend(out.service_arns().iter().cloned());
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(arns),
+            }
+        }
     }
 }
 

@@ -415,6 +415,87 @@ impl LoadBalancer for SdkElb {
             message: format!("{DEREGISTRATION_DELAY_KEY} is {value:?}, not a number of seconds"),
         })
     }
+
+    /// `DescribeTargetGroups` (the group's load balancers), then `DescribeListeners` and
+    /// `DescribeRules` of each; every default action or rule whose forward names the group.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the target group does not exist; otherwise [`Error::aws`]
+    /// of those calls.
+    async fn routes_to(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<(TrafficRoute, Vec<WeightedTargetGroup>)>> {
+        let groups = self
+            .client
+            .describe_target_groups()
+            .target_group_arns(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                if service_error_is(&e, |s| s.is_target_group_not_found_exception()) {
+                    target_group_not_found(target_group_arn)
+                } else {
+                    Error::aws("DescribeTargetGroups", target_group_arn, e)
+                }
+            })?;
+        let load_balancers: Vec<String> = groups
+            .target_groups()
+            .iter()
+            .flat_map(|g| g.load_balancer_arns().iter().cloned())
+            .collect();
+        let mut found = Vec::new();
+        let names = |weights: &[WeightedTargetGroup]| {
+            weights
+                .iter()
+                .any(|w| w.target_group_arn == target_group_arn)
+        };
+        for lb in &load_balancers {
+            let listeners = self
+                .client
+                .describe_listeners()
+                .load_balancer_arn(lb)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeListeners", lb.as_str(), e))?;
+            for listener in listeners.listeners() {
+                let Some(listener_arn) = listener.listener_arn() else {
+                    continue;
+                };
+                let default_route = TrafficRoute {
+                    listener_arn: listener_arn.to_string(),
+                    rule_arn: None,
+                };
+                if let Ok(weights) = forward_weights_of(&default_route, listener.default_actions())
+                    && names(&weights)
+                {
+                    found.push((default_route, weights));
+                }
+                let rules = self
+                    .client
+                    .describe_rules()
+                    .listener_arn(listener_arn)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DescribeRules", listener_arn, e))?;
+                for rule in rules.rules() {
+                    if rule.is_default() == Some(true) {
+                        continue;
+                    }
+                    let route = TrafficRoute {
+                        listener_arn: listener_arn.to_string(),
+                        rule_arn: rule.rule_arn().map(str::to_string),
+                    };
+                    if let Ok(weights) = forward_weights_of(&route, rule.actions())
+                        && names(&weights)
+                    {
+                        found.push((route, weights));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 fn target_groups(weights: &[WeightedTargetGroup]) -> String {

@@ -19,6 +19,7 @@ pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elb;
+pub mod secrets;
 pub mod sfn;
 
 pub use cloudwatch::SdkCloudWatch;

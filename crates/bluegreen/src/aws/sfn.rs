@@ -122,4 +122,49 @@ impl Executions for SdkSfn {
             })?;
         Ok(())
     }
+
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<String> {
+        let out = self
+            .client
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.execution_arn().to_string()),
+            Err(e) if service_error_is(&e, |s| s.is_execution_already_exists()) => {
+                // A retry: answer the execution it started, if it has the same input.
+                let arn = format!(
+                    "{}:{name}",
+                    state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+                );
+                let existing = self.execution(&arn).await?;
+                let same = existing
+                    .input
+                    .as_deref()
+                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+                    .is_some_and(|i| &i == input);
+                if same {
+                    Ok(arn)
+                } else {
+                    Err(Error::InvalidInput(format!(
+                        "an execution named {name} of {state_machine_arn} exists already with another input"
+                    )))
+                }
+            }
+            Err(e) if service_error_is(&e, |s| s.is_state_machine_does_not_exist()) => {
+                Err(Error::InvalidInput(format!(
+                    "state machine {state_machine_arn} not found; check the configured ARN"
+                )))
+            }
+            Err(e) => Err(Error::aws("StartExecution", state_machine_arn, e)),
+        }
+    }
 }

@@ -26,6 +26,11 @@ impl SdkSecretStore {
     pub fn from_conf(conf: &SdkConfig) -> Self {
         Self::new(Client::new(conf))
     }
+
+    /// The SDK client, for calls the port does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl SecretStore for SdkSecretStore {

@@ -950,6 +950,19 @@ impl LoadBalancer for FakeAws {
                 )
             })
     }
+
+    async fn routes_to(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<(TrafficRoute, Vec<WeightedTargetGroup>)>> {
+        let mut s = self.lock();
+        s.enter("DescribeTargetGroups")?;
+        Ok(s.routes
+            .iter()
+            .map(|r| (r.route.clone(), r.weights()))
+            .filter(|(_, w)| w.iter().any(|w| w.target_group_arn == target_group_arn))
+            .collect())
+    }
 }
 
 impl ImageRegistry for FakeAws {
@@ -1111,7 +1124,8 @@ impl OperatorCommands for FakeAws {
     }
 }
 
-/// Dynatrace with metric values per release version, and a record of what was asked.
+/// Dynatrace with metric values per release version, access tokens, and a record of what
+/// was asked.
 #[derive(Debug, Default)]
 pub(crate) struct FakeDynatrace {
     state: Mutex<DynatraceState>,
@@ -1124,6 +1138,10 @@ struct DynatraceState {
     queries: Vec<MetricQuery>,
     events: Vec<DeploymentEvent>,
     failures: VecDeque<Error>,
+    /// Token value → its metadata.
+    tokens: Vec<(String, TokenMetadata)>,
+    minted: u32,
+    seeded: u32,
 }
 
 impl FakeDynatrace {
@@ -1148,14 +1166,70 @@ impl FakeDynatrace {
     pub fn events(&self) -> Vec<DeploymentEvent> {
         self.state.lock().unwrap().events.clone()
     }
-}
 
-impl Dynatrace for FakeDynatrace {
-    async fn metric(&self, query: &MetricQuery) -> Result<MetricData> {
+    /// A token Dynatrace knows, with `scopes`; answers its value.
+    pub fn add_token(&self, name: &str, scopes: &[&str]) -> String {
+        let mut s = self.state.lock().unwrap();
+        s.seeded += 1;
+        let value = fake_token(s.seeded);
+        let id = value[..31].to_string();
+        s.tokens.push((
+            value.clone(),
+            TokenMetadata {
+                id,
+                name: name.into(),
+                enabled: true,
+                scopes: scopes.iter().map(|x| x.to_string()).collect(),
+                ..TokenMetadata::default()
+            },
+        ));
+        value
+    }
+
+    /// Every token's metadata, oldest first.
+    pub fn tokens(&self) -> Vec<TokenMetadata> {
+        self.state
+            .lock()
+            .unwrap()
+            .tokens
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// How many tokens `create_token` minted.
+    pub fn minted(&self) -> u32 {
+        self.state.lock().unwrap().minted
+    }
+
+    /// The metadata of the token with this value.
+    pub fn token(&self, value: &str) -> Option<TokenMetadata> {
+        self.state
+            .lock()
+            .unwrap()
+            .tokens
+            .iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, m)| m.clone())
+    }
+
+    fn enter(&self) -> Result<std::sync::MutexGuard<'_, DynatraceState>> {
         let mut s = self.state.lock().unwrap();
         if let Some(err) = s.failures.pop_front() {
             return Err(err);
         }
+        Ok(s)
+    }
+}
+
+/// A Dynatrace-shaped token value, distinct per `n`.
+fn fake_token(n: u32) -> String {
+    format!("dt0c01.{:0>24}.{:0>64}", format!("T{n}"), format!("S{n}"))
+}
+
+impl Dynatrace for FakeDynatrace {
+    async fn metric(&self, query: &MetricQuery) -> Result<MetricData> {
+        let mut s = self.enter()?;
         s.queries.push(query.clone());
         let values = s
             .values
@@ -1172,27 +1246,341 @@ impl Dynatrace for FakeDynatrace {
     }
 
     async fn post_deployment_event(&self, event: &DeploymentEvent) -> Result<EventReceipt> {
-        let mut s = self.state.lock().unwrap();
-        if let Some(err) = s.failures.pop_front() {
-            return Err(err);
-        }
+        let mut s = self.enter()?;
         s.events.push(event.clone());
         Ok(EventReceipt::default())
     }
 
-    async fn create_token(&self, _token: &NewToken) -> Result<CreatedToken> {
-        unimplemented!("token calls are not used by the deploy steps")
+    async fn create_token(&self, token: &NewToken) -> Result<CreatedToken> {
+        let mut s = self.enter()?;
+        s.minted += 1;
+        let value = fake_token(1000 + s.minted);
+        let id = value[..31].to_string();
+        s.tokens.push((
+            value.clone(),
+            TokenMetadata {
+                id: id.clone(),
+                name: token.name.clone(),
+                enabled: true,
+                scopes: token.scopes.clone(),
+                expires_at_ms: token.expires_at_ms,
+                ..TokenMetadata::default()
+            },
+        ));
+        Ok(CreatedToken {
+            id,
+            token: SecretToken::new(value)?,
+            expires_at_ms: token.expires_at_ms,
+        })
     }
 
-    async fn lookup_token(&self, _token: &SecretToken) -> Result<Option<TokenMetadata>> {
-        unimplemented!("token calls are not used by the deploy steps")
+    async fn lookup_token(&self, token: &SecretToken) -> Result<Option<TokenMetadata>> {
+        let s = self.enter()?;
+        Ok(s.tokens
+            .iter()
+            .find(|(v, _)| v == token.expose_secret())
+            .map(|(_, m)| m.clone()))
     }
 
-    async fn tokens_named(&self, _name: &str) -> Result<Vec<TokenMetadata>> {
-        unimplemented!("token calls are not used by the deploy steps")
+    async fn tokens_named(&self, name: &str) -> Result<Vec<TokenMetadata>> {
+        let s = self.enter()?;
+        Ok(s.tokens
+            .iter()
+            .filter(|(_, m)| m.name == name)
+            .map(|(_, m)| m.clone())
+            .collect())
     }
 
-    async fn revoke_token(&self, _id: &str) -> Result<()> {
-        unimplemented!("token calls are not used by the deploy steps")
+    async fn revoke_token(&self, id: &str) -> Result<()> {
+        let mut s = self.enter()?;
+        for (_, m) in s.tokens.iter_mut().filter(|(_, m)| m.id == id) {
+            m.enabled = false;
+        }
+        Ok(())
+    }
+}
+
+/// Secrets Manager: versions with values and stage labels.
+#[derive(Debug, Default)]
+pub(crate) struct FakeSecrets {
+    state: Mutex<SecretsState>,
+}
+
+#[derive(Debug, Default)]
+struct SecretsState {
+    arn: String,
+    name: String,
+    rotation_enabled: bool,
+    /// Version id → (value, stages), in creation order.
+    versions: Vec<(String, Option<String>, Vec<String>)>,
+    calls: Vec<String>,
+    failures: HashMap<String, VecDeque<Error>>,
+}
+
+impl FakeSecrets {
+    /// Secret `name` with `value` as its one (`AWSCURRENT`) version `v1`, rotation enabled.
+    pub fn with(name: &str, value: &str) -> Self {
+        let fake = FakeSecrets::default();
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf");
+            s.name = name.into();
+            s.rotation_enabled = true;
+            s.versions
+                .push(("v1".into(), Some(value.into()), vec!["AWSCURRENT".into()]));
+        }
+        fake
+    }
+
+    pub fn arn(&self) -> String {
+        self.state.lock().unwrap().arn.clone()
+    }
+
+    pub fn set_rotation_enabled(&self, on: bool) {
+        self.state.lock().unwrap().rotation_enabled = on;
+    }
+
+    /// What Secrets Manager does before `createSecret`: a version `id` without a value,
+    /// labelled `AWSPENDING`.
+    pub fn start_rotation(&self, id: &str) {
+        let mut s = self.state.lock().unwrap();
+        for v in &mut s.versions {
+            v.2.retain(|st| st != "AWSPENDING");
+        }
+        s.versions
+            .push((id.into(), None, vec!["AWSPENDING".into()]));
+    }
+
+    /// Version id → stages, as `describe` answers.
+    pub fn stages(&self) -> BTreeMap<String, Vec<String>> {
+        self.state
+            .lock()
+            .unwrap()
+            .versions
+            .iter()
+            .map(|(id, _, st)| (id.clone(), st.clone()))
+            .collect()
+    }
+
+    /// The value of version `id`.
+    pub fn value_of(&self, id: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .versions
+            .iter()
+            .find(|(v, _, _)| v == id)
+            .and_then(|(_, value, _)| value.clone())
+    }
+
+    /// The next call of `operation` fails with `err`.
+    pub fn fail_next(&self, operation: &str, err: Error) {
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .entry(operation.into())
+            .or_default()
+            .push_back(err);
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    fn enter(&self, op: &str) -> Result<MutexGuard<'_, SecretsState>> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(err) = s.failures.get_mut(op).and_then(VecDeque::pop_front) {
+            return Err(err);
+        }
+        s.calls.push(op.into());
+        Ok(s)
+    }
+}
+
+impl crate::rotation::SecretVersions for FakeSecrets {
+    async fn describe(&self, _secret_id: &str) -> Result<crate::rotation::SecretDescription> {
+        let s = self.enter("DescribeSecret")?;
+        Ok(crate::rotation::SecretDescription {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+            rotation_enabled: s.rotation_enabled,
+            versions: s
+                .versions
+                .iter()
+                .map(|(id, _, st)| (id.clone(), st.clone()))
+                .collect(),
+        })
+    }
+
+    async fn value(
+        &self,
+        _secret_id: &str,
+        version_id: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Option<crate::rotation::SecretValue>> {
+        let s = self.enter("GetSecretValue")?;
+        let found = s.versions.iter().find(|(id, _, st)| {
+            version_id.is_none_or(|v| v == id) && stage.is_none_or(|x| st.iter().any(|y| y == x))
+        });
+        Ok(found
+            .and_then(|(_, value, _)| value.clone())
+            .map(crate::rotation::SecretValue::new))
+    }
+
+    async fn put_pending(
+        &self,
+        _secret_id: &str,
+        version_id: &str,
+        value: &crate::rotation::SecretValue,
+    ) -> Result<()> {
+        let mut s = self.enter("PutSecretValue")?;
+        match s.versions.iter_mut().find(|(id, _, _)| id == version_id) {
+            Some(v) => v.1 = Some(value.expose_secret().to_string()),
+            None => s.versions.push((
+                version_id.into(),
+                Some(value.expose_secret().to_string()),
+                vec!["AWSPENDING".into()],
+            )),
+        }
+        Ok(())
+    }
+
+    async fn move_stage(
+        &self,
+        _secret_id: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<()> {
+        let mut s = self.enter("UpdateSecretVersionStage")?;
+        for v in &mut s.versions {
+            if from == Some(v.0.as_str()) {
+                v.2.retain(|st| st != stage);
+                if stage == "AWSCURRENT" {
+                    v.2.retain(|st| st != "AWSPREVIOUS");
+                }
+            }
+        }
+        if let Some(to) = to {
+            if stage == "AWSCURRENT" {
+                for v in &mut s.versions {
+                    v.2.retain(|st| st != "AWSPREVIOUS");
+                }
+                if let Some(from) = from
+                    && let Some(v) = s.versions.iter_mut().find(|v| v.0 == from)
+                {
+                    v.2.push("AWSPREVIOUS".into());
+                }
+            }
+            if let Some(v) = s.versions.iter_mut().find(|v| v.0 == to) {
+                v.2.push(stage.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Step Functions: executions by name, with status and input.
+#[derive(Debug, Default)]
+pub(crate) struct FakeSfn {
+    executions: Mutex<Vec<crate::operations::ExecutionState>>,
+}
+
+impl FakeSfn {
+    /// Every execution started, oldest first.
+    pub fn started(&self) -> Vec<crate::operations::ExecutionState> {
+        self.executions.lock().unwrap().clone()
+    }
+
+    /// Sets the status (and error) of execution `arn`.
+    pub fn finish(&self, arn: &str, status: &str, error: Option<&str>) {
+        for e in self
+            .executions
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|e| e.arn == arn)
+        {
+            e.status = status.into();
+            e.error = error.map(str::to_string);
+            e.cause = error.map(|e| format!("it failed with {e}"));
+        }
+    }
+}
+
+impl crate::operations::Executions for FakeSfn {
+    async fn execution(&self, arn: &str) -> Result<crate::operations::ExecutionState> {
+        self.executions
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.arn == arn)
+            .cloned()
+            .ok_or_else(|| Error::InvalidInput(format!("execution {arn} not found")))
+    }
+
+    async fn history(&self, _arn: &str) -> Result<Vec<crate::operations::HistoryEntry>> {
+        Ok(Vec::new())
+    }
+
+    async fn send_task_success(&self, _token: &str, _output: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<String> {
+        let arn = format!(
+            "{}:{name}",
+            state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        );
+        let mut executions = self.executions.lock().unwrap();
+        if let Some(e) = executions.iter().find(|e| e.arn == arn) {
+            let same = e.input.as_deref() == Some(input.to_string().as_str());
+            return if same {
+                Ok(arn)
+            } else {
+                Err(Error::InvalidInput(format!(
+                    "execution {name} exists with another input"
+                )))
+            };
+        }
+        executions.push(crate::operations::ExecutionState {
+            arn: arn.clone(),
+            name: name.into(),
+            status: "RUNNING".into(),
+            input: Some(input.to_string()),
+            error: None,
+            cause: None,
+        });
+        Ok(arn)
+    }
+}
+
+impl crate::ports::ServiceDirectory for FakeAws {
+    async fn clusters(&self) -> Result<Vec<String>> {
+        let mut s = self.lock();
+        s.enter("ListClusters")?;
+        let mut clusters: Vec<String> = s
+            .services
+            .iter()
+            .map(|svc| svc.cluster_arn.clone())
+            .collect();
+        clusters.dedup();
+        Ok(clusters)
+    }
+
+    async fn services(&self, cluster: &str) -> Result<Vec<String>> {
+        let mut s = self.lock();
+        s.enter("ListServices")?;
+        Ok(s.services
+            .iter()
+            .filter(|svc| svc.cluster_arn == cluster || svc.cluster_arn == cluster_arn(cluster))
+            .map(|svc| svc.arn.clone())
+            .collect())
     }
 }
