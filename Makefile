@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 STACK := local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort
+.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort rotate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,13 +70,17 @@ asl: $(NODE_STAMP) ## validate the state machine definitions
 
 # People in the loop: bluegreen-ctl on the deployment EXECUTION=<execution ARN>, with the AWS
 # credentials, region and endpoint of the environment (AWS_ENDPOINT_URL for the local stack).
+rotate: build ## rotate the Dynatrace token secret SECRET=<name or ARN> now, on the running local stack
+	@test -n "$(SECRET)" || { echo "usage: make rotate SECRET=<secret name or ARN> (the local stack must be up: make local-up)" >&2; exit 2; }
+	$(LOCAL_AWS) target/debug/rotate "$(SECRET)"
+
 status: ## where deployment EXECUTION=<execution ARN> is (bluegreen-ctl status)
 approve: ## approve deployment EXECUTION=<arn> paused on an approval
 promote: ## promote deployment EXECUTION=<arn>: skip its remaining steps
 abort: ## abort deployment EXECUTION=<arn>: roll back to blue
-status approve promote abort:
+status approve promote abort: build
 	@test -n "$(EXECUTION)" || { echo "usage: make $@ EXECUTION=<execution ARN>" >&2; exit 2; }
-	$(CARGO) run --quiet -p ctl -- $@ "$(EXECUTION)"
+	target/debug/bluegreen-ctl $@ "$(EXECUTION)"
 
 clean: local-down ## stop the stack and remove build output and tools
 	rm -rf target .tools .local node_modules

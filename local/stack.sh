@@ -4,8 +4,10 @@
 #   local/stack.sh down    stop them; safe to run any time, also after a failed run
 #   local/stack.sh status  what is running
 # Ports: BG_GATEWAY_PORT (5100), BG_MOTO_PORT (5101), BG_LAMBDA_PORT (5102).
-# The functions use the gateway's fake Dynatrace API; their token is in the Secrets Manager
-# secret local/dynatrace/deployer-token, which the demo and the tests fill.
+# The functions use the gateway's fake Dynatrace API; their tokens are in the Secrets Manager
+# secrets local/dynatrace/deployer-token and local/dynatrace/admin-token (rotate-secret), which
+# the demo and the tests fill. Rotations redeploy with the state machine bluegreen-deploy and
+# run the workflow bluegreen-rotate, which the demo and the tests create; redeploys poll fast.
 # Logs: .local/logs/{moto,gateway,lambda}.log, pid files: .local/run/ (BG_LOCAL_DIR moves .local,
 # so a second stack on other ports can run beside the first).
 set -euo pipefail
@@ -97,6 +99,11 @@ up() {
     AWS_EC2_METADATA_DISABLED=true RUST_LOG="${RUST_LOG:-info}" \
     DYNATRACE_API_URL="http://$HOST:$GATEWAY_PORT/dynatrace" \
     DYNATRACE_TOKEN_SECRET="local/dynatrace/deployer-token" \
+    DYNATRACE_ADMIN_TOKEN_SECRET="local/dynatrace/admin-token" \
+    DEPLOY_STATE_MACHINE_ARN="arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-deploy" \
+    ROTATION_STATE_MACHINE_ARN="arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-rotate" \
+    REDEPLOY_OPTIONS='{"timing":{"pollIntervalSeconds":1,"bakeSeconds":1,"maxHealthPolls":30}}' \
+    REDEPLOY_POLL_SECONDS=1 \
     cargo lambda watch --ignore-changes --concurrency 8 -A "$HOST" -P "$LAMBDA_PORT"
   wait_for lambda 120 port_open "$LAMBDA_PORT"
   say "up: gateway http://$HOST:$GATEWAY_PORT (moto :$MOTO_PORT_LISTEN, lambda :$LAMBDA_PORT), logs in ${LOGS#"$ROOT"/}"

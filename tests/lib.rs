@@ -58,6 +58,7 @@ impl Stack {
         gateway.set_healthy_after(HEALTHY_AFTER_SECONDS).await?;
         let clients = endpoint.clients().await;
         local_stack::dynatrace::grant_function_access(&clients, &gateway).await?;
+        sfn::create_stack_state_machines(&clients.sfn).await?;
         let functions = Functions::new(&endpoint)?;
         Ok(Stack {
             endpoint,

@@ -82,3 +82,17 @@ fn every_step_sample_parses_into_its_step_input() {
         assert_eq!(input.action, action);
     }
 }
+
+#[test]
+fn every_rotation_sample_is_an_input_rotate_secret_takes() {
+    use bluegreen::rotation::{RotateInput, Rotation};
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let input = RotateInput::parse(load(&format!("rotate-secret/{step}.json"))).unwrap();
+        assert!(matches!(input, RotateInput::Step(_)), "{step}");
+    }
+    for action in ["findConsumers", "checkRedeploys", "revokePrevious"] {
+        let input = RotateInput::parse(load(&format!("rotate-secret/{action}.json"))).unwrap();
+        assert!(matches!(input, RotateInput::Workflow(_)), "{action}");
+    }
+    parse_payload::<Rotation>(load("rotate-secret/rotation-workflow.json")).unwrap();
+}

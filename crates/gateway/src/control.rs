@@ -241,14 +241,26 @@ pub async fn add_fault(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
     (StatusCode::CREATED, Json(faults)).into_response()
 }
 
-/// `DELETE /_local/faults`.
-pub async fn clear_faults(State(state): State<Arc<AppState>>) -> Response {
+/// `DELETE /_local/faults`: every fault; `?image=<substring>`: the faults on that image only.
+pub async fn clear_faults(
+    State(state): State<Arc<AppState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let image = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "image")
+        .map(|(_, v)| v.into_owned());
     let faults = {
         let mut sim = state.sim();
-        sim.clear_faults();
+        match &image {
+            Some(image) => sim.remove_faults(image),
+            None => sim.clear_faults(),
+        }
         faults_json(&sim)
     };
-    tracing::info!("faults cleared");
+    tracing::info!(
+        image = image.as_deref().unwrap_or("every image"),
+        "faults cleared"
+    );
     Json(faults).into_response()
 }
 

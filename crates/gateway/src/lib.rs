@@ -17,6 +17,7 @@ pub mod ids;
 pub mod lambda;
 pub mod moto;
 pub mod proxy;
+pub mod secrets;
 pub mod server;
 pub mod sim;
 pub mod xml;

@@ -243,7 +243,8 @@ impl MotoClient {
     pub async fn secret_holds(&self, scope: &Scope, value_from: &str) -> String {
         let (secret_id, key, stage, version) = split_value_from(value_from);
         let mut body = json!({ "SecretId": secret_id });
-        if let Some(stage) = stage {
+        // ECS fetches AWSCURRENT unless the valueFrom names a stage or a version.
+        if let Some(stage) = stage.or((version.is_none()).then_some("AWSCURRENT")) {
             body["VersionStage"] = json!(stage);
         }
         if let Some(version) = version {

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::lambda;
 use crate::moto::{Credential, MotoClient, display_targets, http_client};
 use crate::proxy::{self, Incoming};
+use crate::secrets;
 use crate::sim::{Changes, Sim, now_millis};
 
 /// Requests are buffered; nothing the AWS SDKs send here comes near this.
@@ -251,6 +252,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
                 info!("moto reset: simulated task sets forgotten");
             }
             response
+        }
+        Route::Moto(Some(service)) if service == "secretsmanager" => {
+            forward(&state, &secrets::current_by_default(req.clone())).await
         }
         Route::Elbv2 { .. } | Route::Moto(_) => forward(&state, &req).await,
     };

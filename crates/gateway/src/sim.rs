@@ -470,6 +470,11 @@ impl Sim {
         self.faults.clear();
     }
 
+    /// Removes the faults on exactly this image substring; others stay.
+    pub fn remove_faults(&mut self, image: &str) {
+        self.faults.retain(|f| f.image != image);
+    }
+
     pub fn task_set(&self, arn: &str) -> Option<&TaskSet> {
         self.task_sets.get(arn)
     }

@@ -171,6 +171,52 @@ impl Gateway {
         Ok(())
     }
 
+    /// `DELETE /_local/faults?image=<image>`: removes the faults on exactly this image
+    /// substring; other tests' faults stay.
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn remove_faults(&self, image: &str) -> anyhow::Result<()> {
+        // Images and digests are `[a-z0-9:./@_-]`: nothing to escape in a query.
+        self.send(
+            self.http
+                .delete(self.url(&format!("/_local/faults?image={image}"))),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /_local/dynatrace/tokens`: every token of the fake Dynatrace (never a value).
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn dynatrace_tokens(&self) -> anyhow::Result<serde_json::Value> {
+        let rsp = self
+            .send(self.http.get(self.url("/_local/dynatrace/tokens")))
+            .await?;
+        rsp.json().await.context("reading the tokens")
+    }
+
+    /// `POST /_local/dynatrace/tokens` with a given value: Dynatrace knows `token` from now on.
+    ///
+    /// # Errors
+    /// When the gateway rejects it.
+    pub async fn dynatrace_known_token(
+        &self,
+        name: &str,
+        token: &str,
+        scopes: &[&str],
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "name": name, "token": token, "scopes": scopes });
+        self.send(
+            self.http
+                .post(self.url("/_local/dynatrace/tokens"))
+                .json(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// `POST /_local/reset`: forgets the simulation (task sets, faults, config). moto's
     /// resources stay; see [`Gateway::reset_moto`].
     ///

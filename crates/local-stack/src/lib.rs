@@ -8,7 +8,8 @@
 //! - [`gateway`]: the gateway's `/_local` control endpoint (faults, health delay, reset).
 //! - [`inspect`]: reads listener weights, target health, task sets and task definitions.
 //! - [`lambda`]: invokes the deploy functions directly through the Lambda Invoke API.
-//! - [`dynatrace`]: the deploy functions' token for the fake Dynatrace API.
+//! - [`dynatrace`]: the functions' tokens for the fake Dynatrace API.
+//! - [`rotation`]: Secrets Manager's part of a token rotation, which moto cannot play.
 
 pub mod dynatrace;
 pub mod endpoint;
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod image;
 pub mod inspect;
 pub mod lambda;
+pub mod rotation;
 pub mod sfn;
 pub mod timeline;
 pub mod tokens;

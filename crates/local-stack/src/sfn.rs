@@ -9,14 +9,21 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 
 use crate::endpoint::{ACCOUNT_ID, REGION};
 
-/// ASL placeholder → Lambda binary name, for every Task of the deploy state machine.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+/// ASL placeholder → Lambda binary name, for every Task of the state machines.
+pub const FUNCTIONS: [(&str, &str); 6] = [
     ("validate_function_arn", "validate"),
     ("create_green_function_arn", "create-green"),
     ("verify_health_function_arn", "verify-health"),
     ("shift_traffic_function_arn", "shift-traffic"),
     ("drain_blue_function_arn", "drain-blue"),
+    ("rotate_secret_function_arn", "rotate-secret"),
 ];
+
+/// The deploy state machine the local functions are configured with (`local/stack.sh`): the
+/// one rotations redeploy with, and the trigger starts.
+pub const STACK_DEPLOY_STATE_MACHINE: &str = "bluegreen-deploy";
+/// The rotation workflow the local `rotate-secret` starts.
+pub const STACK_ROTATION_STATE_MACHINE: &str = "bluegreen-rotate";
 
 /// The role the local state machine claims (moto does not check it).
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/bluegreen-deploy";
@@ -32,6 +39,11 @@ pub fn workspace_root() -> PathBuf {
 /// `statemachine/deploy.asl.json` of the workspace.
 pub fn asl_path() -> PathBuf {
     workspace_root().join("statemachine/deploy.asl.json")
+}
+
+/// The ARN of state machine `name` on the local stack.
+pub fn state_machine_arn(name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}")
 }
 
 /// The local ARN of Lambda binary `binary` (the gateway maps it back to the binary).
@@ -65,9 +77,35 @@ pub fn render_definition(template: &str) -> anyhow::Result<String> {
 /// # Errors
 /// When the file cannot be read, is not JSON, or has an unknown placeholder.
 pub fn deploy_definition() -> anyhow::Result<String> {
-    let path = asl_path();
+    definition(&asl_path())
+}
+
+/// Reads and renders the workspace's rotation ASL (`statemachine/rotate.asl.json`).
+///
+/// # Errors
+/// As [`deploy_definition`].
+pub fn rotation_definition() -> anyhow::Result<String> {
+    definition(&workspace_root().join("statemachine/rotate.asl.json"))
+}
+
+/// Creates (or updates) the stack's own deploy and rotation state machines, those the local
+/// functions are configured with; answers their ARNs.
+///
+/// # Errors
+/// As [`create_state_machine`].
+pub async fn create_stack_state_machines(
+    sfn: &aws_sdk_sfn::Client,
+) -> anyhow::Result<(String, String)> {
+    let deploy =
+        create_state_machine(sfn, STACK_DEPLOY_STATE_MACHINE, &deploy_definition()?).await?;
+    let rotate =
+        create_state_machine(sfn, STACK_ROTATION_STATE_MACHINE, &rotation_definition()?).await?;
+    Ok((deploy, rotate))
+}
+
+fn definition(path: &Path) -> anyhow::Result<String> {
     let template =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let rendered =
         render_definition(&template).with_context(|| format!("rendering {}", path.display()))?;
     serde_json::from_str::<serde_json::Value>(&rendered)

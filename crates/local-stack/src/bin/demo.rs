@@ -8,7 +8,10 @@
 //! 4. Deploys v4 as a 10 % canary verified by Dynatrace (the local stack's fake Dynatrace
 //!    API), which reports v4's error rate over the threshold: the canary is rolled back, and
 //!    Dynatrace received the deployment's start and rollback events.
-//! 5. Prints one line per claim and exits non-zero when any claim does not hold.
+//! 5. Rotates the Dynatrace API token the service reads from Secrets Manager (playing
+//!    Secrets Manager's part, which moto cannot): a new token is minted, the service is
+//!    redeployed onto it by the rotation workflow, and only then the old token is revoked.
+//! 6. Prints one line per claim and exits non-zero when any claim does not hold.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -130,7 +133,168 @@ async fn run() -> anyhow::Result<Vec<Claim>> {
         &mut claims,
     )
     .await?;
+    rotate_token(&endpoint, &clients, &gateway, &env, &mut claims).await?;
     Ok(claims)
+}
+
+/// What the running tasks of the service hold for `DT_API_TOKEN` (token ids).
+async fn held_api_tokens(gateway: &Gateway, env: &Environment) -> anyhow::Result<Vec<String>> {
+    let state = gateway.state().await?;
+    Ok(state["taskSets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|ts| ts["cluster"] == env.cluster_name.as_str())
+        .flat_map(|ts| ts["tasks"].as_array().cloned().unwrap_or_default())
+        .filter(|task| task["lastStatus"] == "RUNNING")
+        .flat_map(|task| task["secrets"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["name"] == "DT_API_TOKEN")
+        .filter_map(|s| s["holds"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// Rotates the plain Dynatrace token secret and follows the rotation workflow.
+async fn rotate_token(
+    endpoint: &Endpoint,
+    clients: &Clients,
+    gateway: &Gateway,
+    env: &Environment,
+    claims: &mut Vec<Claim>,
+) -> anyhow::Result<()> {
+    let secret = &env.secrets.api_token_arn;
+    let old_id = tokens::token_id(&env.secrets.api_token)
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "4. Rotate the Dynatrace API token {} (tasks hold {old_id})",
+        env.secrets.api_token_name
+    );
+    local_stack::rotation::register_tokens(gateway, env).await?;
+    sfn::create_stack_state_machines(&clients.sfn).await?;
+    let functions = local_stack::lambda::Functions::new(endpoint)?;
+    let run = local_stack::rotation::rotate_now(clients, &functions, secret).await?;
+    for (step, out) in local_stack::rotation::STEPS.iter().zip(&run.outputs) {
+        let said = out["minted"]
+            .as_array()
+            .map(|ids| {
+                format!(
+                    "minted {}",
+                    ids.iter()
+                        .filter_map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .or_else(|| {
+                out["tested"]
+                    .as_array()
+                    .map(|ids| format!("{} token(s) authenticate with their scopes", ids.len()))
+            })
+            .or_else(|| {
+                out["workflow"]
+                    .as_str()
+                    .map(|w| format!("AWSCURRENT moved; workflow {}", short_arn(w)))
+            })
+            .or_else(|| out["done"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!("   {step:<13} {said}");
+    }
+    let workflow = run.workflow_execution_arn.clone().unwrap_or_default();
+    let outcome = sfn::wait(
+        &clients.sfn,
+        &workflow,
+        Duration::from_millis(500),
+        EXECUTION_TIMEOUT,
+    )
+    .await?;
+    let states = outcome.states_entered();
+    let checks = states.iter().filter(|s| *s == "CheckRedeploys").count();
+    let steps: Vec<String> = states
+        .iter()
+        .filter(|s| {
+            [
+                "FindConsumers",
+                "StartRedeploys",
+                "RevokePrevious",
+                "Rotated",
+            ]
+            .contains(&s.as_str())
+                || s.ends_with("Failed")
+                || s.ends_with("Unreachable")
+        })
+        .cloned()
+        .collect();
+    println!(
+        "   workflow: {} (the redeploys checked {checks} times)",
+        steps.join(" → ")
+    );
+    println!("   {}", outcome.status);
+    println!();
+
+    let current = clients
+        .secrets
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await?;
+    let new_id = current
+        .secret_string()
+        .and_then(tokens::token_id)
+        .unwrap_or_default()
+        .to_string();
+    claim(
+        claims,
+        "rotation: a new token is the secret's AWSCURRENT version",
+        current.version_id() == Some(run.version_id.as_str())
+            && !new_id.is_empty()
+            && new_id != old_id,
+        format!("{old_id} → {new_id}"),
+    );
+    claim(
+        claims,
+        "rotation: the workflow redeployed the service and revoked the old token",
+        outcome.succeeded(),
+        outcome.status.as_str(),
+    );
+    let held = held_api_tokens(gateway, env).await?;
+    claim(
+        claims,
+        "rotation: every running task holds the new token",
+        !held.is_empty() && held.iter().all(|h| *h == new_id),
+        format!("{} task(s): {}", held.len(), held.join(", ")),
+    );
+    let all = gateway.dynatrace_tokens().await?;
+    let enabled = |id: &str| {
+        all["tokens"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["id"] == id)
+            .and_then(|t| t["enabled"].as_bool())
+    };
+    claim(
+        claims,
+        "rotation: the old token is revoked in Dynatrace, the new one is not",
+        enabled(&old_id) == Some(false) && enabled(&new_id) == Some(true),
+        format!(
+            "{old_id} enabled: {:?}, {new_id} enabled: {:?}",
+            enabled(&old_id),
+            enabled(&new_id)
+        ),
+    );
+    let mut text = sfn::history_text(&outcome.history);
+    for o in &run.outputs {
+        text.push_str(&o.to_string());
+    }
+    let new_value = current.secret_string().unwrap_or_default();
+    claim(
+        claims,
+        "rotation: no token value in the workflow's history or rotate-secret's answers",
+        !text.contains(&env.secrets.api_token) && !text.contains(new_value),
+        "",
+    );
+    println!();
+    Ok(())
 }
 
 /// Deploys v4 as a 10 % canary that Dynatrace finds failing.
