@@ -477,9 +477,9 @@ mod tests {
 
     #[test]
     fn an_unknown_placeholder_is_named_in_the_error() {
-        let err = render_definition(r#"{"A":"${rotate_secret_function_arn}"}"#).unwrap_err();
+        let err = render_definition(r#"{"A":"${nonexistent_function_arn}"}"#).unwrap_err();
         assert!(
-            err.to_string().contains("${rotate_secret_function_arn}"),
+            err.to_string().contains("${nonexistent_function_arn}"),
             "{err}"
         );
     }
