@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 STACK := local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort rotate
+.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort rotate catalogue-check
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ asl: $(NODE_STAMP) ## validate the state machine definitions
 rotate: build ## rotate the Dynatrace token secret SECRET=<name or ARN> now, on the running local stack
 	@test -n "$(SECRET)" || { echo "usage: make rotate SECRET=<secret name or ARN> (the local stack must be up: make local-up)" >&2; exit 2; }
 	$(LOCAL_AWS) target/debug/rotate "$(SECRET)"
+
+catalogue-check: build ## check the deployment catalogue CATALOGUE=<file or directory> as the trigger reads it
+	@test -n "$(CATALOGUE)" || { echo "usage: make catalogue-check CATALOGUE=<catalogue file or directory of *.json>" >&2; exit 2; }
+	target/debug/bluegreen-ctl check-catalogue "$(CATALOGUE)"
 
 status: ## where deployment EXECUTION=<execution ARN> is (bluegreen-ctl status)
 approve: ## approve deployment EXECUTION=<arn> paused on an approval

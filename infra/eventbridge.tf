@@ -9,18 +9,10 @@ resource "aws_cloudwatch_event_rule" "ecr_push" {
 
   name        = "${var.name}-ecr-push"
   description = "Successful image pushes to the repositories ${var.name} deploys"
-  event_pattern = jsonencode({
-    source        = ["aws.ecr"]
-    "detail-type" = ["ECR Image Action"]
-    detail = merge(
-      {
-        "action-type"     = ["PUSH"]
-        "result"          = ["SUCCESS"]
-        "repository-name" = local.trigger_repository_names
-      },
-      # Only with tags listed: an empty list in an event pattern matches nothing.
-      { for k, v in { "image-tag" = var.trigger_image_tags } : k => v if length(v) > 0 },
-    )
+  # The pattern the trigger's tests check with EventBridge's TestEventPattern; the trigger
+  # itself picks the catalogue deployments that follow the repository and tag.
+  event_pattern = templatefile("${path.module}/patterns/ecr-push.json.tftpl", {
+    repository_names = jsonencode(local.trigger_repository_names)
   })
   tags = var.tags
 }

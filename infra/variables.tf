@@ -208,12 +208,6 @@ variable "trigger_repository_names" {
   default     = []
 }
 
-variable "trigger_image_tags" {
-  description = "Image tags whose pushes start deploys. Empty: any tag."
-  type        = list(string)
-  default     = []
-}
-
 variable "webhook_enabled" {
   description = "Give the trigger function a Function URL, the webhook a Spinnaker Webhook stage calls. Needs trigger_enabled."
   type        = bool

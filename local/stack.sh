@@ -8,6 +8,10 @@
 # secrets local/dynatrace/deployer-token and local/dynatrace/admin-token (rotate-secret), which
 # the demo and the tests fill. Rotations redeploy with the state machine bluegreen-deploy and
 # run the workflow bluegreen-rotate, which the demo and the tests create; redeploys poll fast.
+# The trigger reads the deployment catalogue from .local/catalogue/*.json (the demo and the tests
+# write their files there), checks webhook tokens against the secret local/webhook/token and
+# serves the webhook at http://127.0.0.1:$BG_LAMBDA_PORT/lambda-url/trigger.
+# moto runs through local/moto_server.py, which answers EventBridge's TestEventPattern.
 # Logs: .local/logs/{moto,gateway,lambda}.log, pid files: .local/run/ (BG_LOCAL_DIR moves .local,
 # so a second stack on other ports can run beside the first).
 set -euo pipefail
@@ -78,13 +82,15 @@ require() {
 up() {
   require
   down >/dev/null
-  mkdir -p "$LOGS" "$RUN"
+  mkdir -p "$LOGS" "$RUN" "$LOCAL_DIR/catalogue"
+  # moto starts empty, so do the catalogue's deployments.
+  rm -f "$LOCAL_DIR"/catalogue/*.json
   for p in "$GATEWAY_PORT" "$MOTO_PORT_LISTEN" "$LAMBDA_PORT"; do
     if port_open "$p"; then say "port $p is already in use on $HOST; set BG_GATEWAY_PORT/BG_MOTO_PORT/BG_LAMBDA_PORT"; exit 1; fi
   done
 
   # moto calls Lambda for Task states at localhost:$MOTO_PORT (its env), so that must be the gateway.
-  start moto env MOTO_PORT="$GATEWAY_PORT" "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT_LISTEN"
+  start moto env MOTO_PORT="$GATEWAY_PORT" "$VENV/bin/python" "$ROOT/local/moto_server.py" -H "$HOST" -p "$MOTO_PORT_LISTEN"
   wait_for moto 60 curl -sf "http://$HOST:$MOTO_PORT_LISTEN/moto-api/data.json"
   curl -sf -X POST "http://$HOST:$MOTO_PORT_LISTEN/moto-api/config" \
     -H 'Content-Type: application/json' -d '{"stepfunctions":{"execute_state_machine":true}}' >/dev/null
@@ -104,6 +110,9 @@ up() {
     ROTATION_STATE_MACHINE_ARN="arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-rotate" \
     REDEPLOY_OPTIONS='{"timing":{"pollIntervalSeconds":1,"bakeSeconds":1,"maxHealthPolls":30}}' \
     REDEPLOY_POLL_SECONDS=1 \
+    CATALOGUE_PATH="$LOCAL_DIR/catalogue" \
+    WEBHOOK_TOKEN_SECRET="local/webhook/token" \
+    WEBHOOK_PUBLIC_URL="http://$HOST:$LAMBDA_PORT/lambda-url/trigger" \
     cargo lambda watch --ignore-changes --concurrency 8 -A "$HOST" -P "$LAMBDA_PORT"
   wait_for lambda 120 port_open "$LAMBDA_PORT"
   say "up: gateway http://$HOST:$GATEWAY_PORT (moto :$MOTO_PORT_LISTEN, lambda :$LAMBDA_PORT), logs in ${LOGS#"$ROOT"/}"

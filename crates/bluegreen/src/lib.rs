@@ -21,6 +21,7 @@ pub mod ports;
 pub mod rotation;
 pub mod steps;
 pub mod taskdef;
+pub mod trigger;
 pub mod verification;
 
 pub use error::{Error, Result};

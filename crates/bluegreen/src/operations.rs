@@ -69,18 +69,52 @@ pub trait Executions {
     /// [`Error::PreconditionFailed`] when the token is no longer waited for; AWS errors.
     fn send_task_success(&self, token: &str, output: &Value) -> impl Future<Output = Result<()>>;
 
-    /// Starts execution `name` of `state_machine_arn` with `input`; answers its ARN.
+    /// Starts execution `name` of `state_machine_arn` with `input`, or finds the execution
+    /// of that name a retry of the same start made (Step Functions keeps names for 90 days).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the state machine does not exist, or an execution of that
-    /// name exists already with another input (Step Functions answers a start with the same
-    /// name and input with the running execution); AWS errors.
+    /// [`Error::Config`] when the state machine does not exist; AWS errors.
     fn start_execution(
         &self,
         state_machine_arn: &str,
         name: &str,
         input: &Value,
-    ) -> impl Future<Output = Result<String>>;
+    ) -> impl Future<Output = Result<StartOutcome>>;
+}
+
+/// What starting a named execution did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    /// A new execution, with this ARN.
+    Started(String),
+    /// An execution of that name and the same input existed: a repeated start.
+    AlreadyStarted(ExecutionState),
+    /// An execution of that name exists with another input.
+    NameTaken(ExecutionState),
+}
+
+impl StartOutcome {
+    /// The execution's ARN, whichever it is.
+    pub fn arn(&self) -> &str {
+        match self {
+            StartOutcome::Started(arn) => arn,
+            StartOutcome::AlreadyStarted(e) | StartOutcome::NameTaken(e) => &e.arn,
+        }
+    }
+
+    /// The execution `input` asked for: a new one or a repeat of the same start.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the name is taken by an execution with another input.
+    pub fn same_input(self, name: &str) -> Result<String> {
+        match self {
+            StartOutcome::Started(arn) => Ok(arn),
+            StartOutcome::AlreadyStarted(e) => Ok(e.arn),
+            StartOutcome::NameTaken(_) => Err(Error::InvalidInput(format!(
+                "an execution named {name} exists already with another input"
+            ))),
+        }
+    }
 }
 
 /// Where a deployment is.

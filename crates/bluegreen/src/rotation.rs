@@ -632,7 +632,8 @@ async fn finish<S: SecretVersions, X: crate::operations::Executions>(
                     &name,
                     &serde_json::to_value(&rotation).unwrap_or(Value::Null),
                 )
-                .await?;
+                .await?
+                .same_input(&name)?;
             info!(secret = %desc.name, execution = %arn, "started the rotation workflow: redeploy the consumers, then revoke the previous tokens");
             Some(arn)
         }

@@ -5,6 +5,7 @@
 //! bluegreen-ctl approve <execution-arn> [--by NAME]
 //! bluegreen-ctl promote <execution-arn> [--by NAME]
 //! bluegreen-ctl abort   <execution-arn> [--by NAME]
+//! bluegreen-ctl check-catalogue <file-or-directory>
 //! ```
 //!
 //! AWS credentials, region and endpoint come from the environment, as for the AWS CLI
@@ -15,9 +16,11 @@ use std::process::ExitCode;
 
 use bluegreen::aws::{AwsClients, SdkSfn, sdk_config};
 use bluegreen::operations::{self, Delivered};
+use bluegreen::trigger::catalogue::CatalogueSource;
 
 const USAGE: &str =
-    "usage: bluegreen-ctl status|approve|promote|abort <execution-arn> [--json] [--by NAME]";
+    "usage: bluegreen-ctl status|approve|promote|abort <execution-arn> [--json] [--by NAME]
+       bluegreen-ctl check-catalogue <file-or-directory>";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,6 +29,9 @@ async fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if command == "check-catalogue" {
+        return check_catalogue(arn);
+    }
     let json = args.iter().any(|a| a == "--json");
     let by = args
         .iter()
@@ -84,5 +90,38 @@ fn said(delivered: Delivered) -> String {
             "left the command on the service; the deployment acts on it at its next poll of green"
                 .into()
         }
+    }
+}
+
+/// Checks a catalogue file (or directory of them) as the trigger reads it, and lists its
+/// deployments.
+fn check_catalogue(path: &str) -> ExitCode {
+    let loaded = match CatalogueSource::at(path).load() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for entry in loaded.catalogue.entries() {
+        let (cluster, service) = entry.service();
+        println!(
+            "{}: pushes of {}:{} deploy service {service} of cluster {cluster}",
+            entry.name,
+            entry.repository,
+            entry.tags.join("|")
+        );
+    }
+    for problem in &loaded.problems {
+        eprintln!("{problem}");
+    }
+    if loaded.problems.is_empty() {
+        println!(
+            "{} deployments, no problem",
+            loaded.catalogue.entries().count()
+        );
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

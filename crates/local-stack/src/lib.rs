@@ -10,6 +10,7 @@
 //! - [`lambda`]: invokes the deploy functions directly through the Lambda Invoke API.
 //! - [`dynatrace`]: the functions' tokens for the fake Dynatrace API.
 //! - [`rotation`]: Secrets Manager's part of a token rotation, which moto cannot play.
+//! - [`trigger`]: the trigger's catalogue directory, webhook token and client, ECR push events.
 
 pub mod dynatrace;
 pub mod endpoint;
@@ -22,5 +23,6 @@ pub mod rotation;
 pub mod sfn;
 pub mod timeline;
 pub mod tokens;
+pub mod trigger;
 
 pub use endpoint::{Clients, Endpoint};

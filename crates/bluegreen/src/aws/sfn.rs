@@ -4,7 +4,7 @@ use aws_sdk_sfn::Client;
 
 use super::service_error_is;
 use crate::error::{Error, Result};
-use crate::operations::{ExecutionState, Executions, HistoryEntry};
+use crate::operations::{ExecutionState, Executions, HistoryEntry, StartOutcome};
 
 /// AWS Step Functions through the SDK.
 #[derive(Debug, Clone)]
@@ -128,7 +128,18 @@ impl Executions for SdkSfn {
         state_machine_arn: &str,
         name: &str,
         input: &serde_json::Value,
-    ) -> Result<String> {
+    ) -> Result<StartOutcome> {
+        let arn = format!(
+            "{}:{name}",
+            state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        );
+        // Step Functions answers a repeated start of a running execution (same name, same
+        // input) as if it were new: look first, so that a repeat is reported as one.
+        match self.execution(&arn).await {
+            Ok(existing) => return Ok(existing_outcome(existing, input)),
+            Err(Error::InvalidInput(_)) => {}
+            Err(e) => return Err(e),
+        }
         let out = self
             .client
             .start_execution()
@@ -138,33 +149,31 @@ impl Executions for SdkSfn {
             .send()
             .await;
         match out {
-            Ok(out) => Ok(out.execution_arn().to_string()),
+            Ok(out) => Ok(StartOutcome::Started(out.execution_arn().to_string())),
             Err(e) if service_error_is(&e, |s| s.is_execution_already_exists()) => {
-                // A retry: answer the execution it started, if it has the same input.
-                let arn = format!(
-                    "{}:{name}",
-                    state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
-                );
-                let existing = self.execution(&arn).await?;
-                let same = existing
-                    .input
-                    .as_deref()
-                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
-                    .is_some_and(|i| &i == input);
-                if same {
-                    Ok(arn)
-                } else {
-                    Err(Error::InvalidInput(format!(
-                        "an execution named {name} of {state_machine_arn} exists already with another input"
-                    )))
-                }
+                // Another start took the name in between.
+                Ok(existing_outcome(self.execution(&arn).await?, input))
             }
             Err(e) if service_error_is(&e, |s| s.is_state_machine_does_not_exist()) => {
-                Err(Error::InvalidInput(format!(
+                Err(Error::Config(format!(
                     "state machine {state_machine_arn} not found; check the configured ARN"
                 )))
             }
             Err(e) => Err(Error::aws("StartExecution", state_machine_arn, e)),
         }
+    }
+}
+
+/// A start that found execution `existing` of the same name.
+fn existing_outcome(existing: ExecutionState, input: &serde_json::Value) -> StartOutcome {
+    let same = existing
+        .input
+        .as_deref()
+        .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+        .is_some_and(|i| &i == input);
+    if same {
+        StartOutcome::AlreadyStarted(existing)
+    } else {
+        StartOutcome::NameTaken(existing)
     }
 }

@@ -356,7 +356,8 @@ pub async fn start_redeploys<X: Executions>(
         ]);
         let arn = sfn
             .start_execution(state_machine, &name, &c.request)
-            .await?;
+            .await?
+            .same_input(&name)?;
         info!(cluster = %c.cluster, service = %c.service, execution = %arn, "started a redeploy");
         started.push(Redeploy {
             cluster: c.cluster.clone(),
@@ -603,15 +604,21 @@ mod tests {
         let a = sfn
             .start_execution(DEPLOY_SM, "a", &json!({}))
             .await
-            .unwrap();
+            .unwrap()
+            .arn()
+            .to_string();
         let b = sfn
             .start_execution(DEPLOY_SM, "b", &json!({}))
             .await
-            .unwrap();
+            .unwrap()
+            .arn()
+            .to_string();
         let c = sfn
             .start_execution(DEPLOY_SM, "c", &json!({}))
             .await
-            .unwrap();
+            .unwrap()
+            .arn()
+            .to_string();
         sfn.finish(&a, "SUCCEEDED", None);
         sfn.finish(&b, "FAILED", Some("VerificationFailed"));
         let redeploy = |arn: &str, service: &str| Redeploy {

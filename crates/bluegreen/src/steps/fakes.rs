@@ -1533,7 +1533,8 @@ impl crate::operations::Executions for FakeSfn {
         state_machine_arn: &str,
         name: &str,
         input: &serde_json::Value,
-    ) -> Result<String> {
+    ) -> Result<crate::operations::StartOutcome> {
+        use crate::operations::StartOutcome;
         let arn = format!(
             "{}:{name}",
             state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
@@ -1541,13 +1542,11 @@ impl crate::operations::Executions for FakeSfn {
         let mut executions = self.executions.lock().unwrap();
         if let Some(e) = executions.iter().find(|e| e.arn == arn) {
             let same = e.input.as_deref() == Some(input.to_string().as_str());
-            return if same {
-                Ok(arn)
+            return Ok(if same {
+                StartOutcome::AlreadyStarted(e.clone())
             } else {
-                Err(Error::InvalidInput(format!(
-                    "execution {name} exists with another input"
-                )))
-            };
+                StartOutcome::NameTaken(e.clone())
+            });
         }
         executions.push(crate::operations::ExecutionState {
             arn: arn.clone(),
@@ -1557,7 +1556,7 @@ impl crate::operations::Executions for FakeSfn {
             error: None,
             cause: None,
         });
-        Ok(arn)
+        Ok(StartOutcome::Started(arn))
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! 1. Builds an environment (VPC, ALB, two target groups, ECR images v1–v3, Dynatrace
 //!    secrets, a Fargate service on the EXTERNAL controller with blue on v1).
-//! 2. Deploys v2 in two traffic steps and checks the result.
-//! 3. Makes v3's tasks turn unhealthy a little after they turned healthy, deploys v3, and
-//!    checks that the workflow rolled back after traffic had moved.
+//! 2. ECR reports a push of v2: the trigger starts a deploy of the catalogue's deployment (two
+//!    traffic steps), and a repeated event starts none; checks the result.
+//! 3. Makes v3's tasks turn unhealthy a little after they turned healthy, deploys v3 through
+//!    the webhook Spinnaker calls, and checks that the workflow rolled back after traffic had
+//!    moved and that the webhook reports it.
 //! 4. Deploys v4 as a 10 % canary verified by Dynatrace (the local stack's fake Dynatrace
 //!    API), which reports v4's error rate over the threshold: the canary is rolled back, and
 //!    Dynatrace received the deployment's start and rollback events.
@@ -23,8 +25,11 @@ use bluegreen::verification::DynatraceVerification;
 use local_stack::env::{APP_CONTAINER, EnvSpec, Environment};
 use local_stack::gateway::{Fault, Gateway};
 use local_stack::inspect::{self, TaskSetView};
+use local_stack::lambda::Functions;
 use local_stack::timeline::{Sampler, Timeline};
+use local_stack::trigger::{self, WebhookClient};
 use local_stack::{Clients, Endpoint, sfn, tokens};
+use serde_json::json;
 
 /// Seconds a fresh target stays `initial` in the gateway's simulation.
 const HEALTHY_AFTER_SECONDS: u32 = 1;
@@ -112,13 +117,39 @@ async fn run() -> anyhow::Result<Vec<Claim>> {
         sfn::create_deploy_state_machine(&clients.sfn, &env.state_machine_name()).await?;
     println!("   state machine  {}\n", short_arn(&state_machine));
 
+    // The front door: the catalogue's deployment of this service, the trigger that starts
+    // its deploys from ECR pushes, and the webhook Spinnaker calls.
+    sfn::create_stack_state_machines(&clients.sfn).await?;
+    let front = FrontDoor {
+        deployment: format!("orders-{suffix}"),
+        functions: Functions::new(&endpoint)?,
+        hook: WebhookClient::from_env()?,
+        token: trigger::webhook_token(&clients).await?,
+    };
+    let catalogue = json!({"deployments": {front.deployment.clone(): trigger::catalogue_entry(
+        &env,
+        &["v*"],
+        &json!({
+            "strategy": Strategy::Steps {
+                steps: vec![TrafficStep::to(25).baking(4), TrafficStep::to(100)],
+            },
+            "timing": timing(),
+        }),
+    )}});
+    trigger::write_catalogue("demo", &catalogue)?;
+    println!(
+        "   catalogue      {} follows {}:v* (traffic 25 % for 4 s, then 100 %)",
+        front.deployment, env.repository_name
+    );
+    println!("   webhook        {}\n", front.hook.base_url);
+
     let mut claims = Vec::new();
-    let v2_task_set = deploy_v2(&clients, &env, &state_machine, &mut claims).await?;
+    let v2_task_set = deploy_v2(&clients, &front, &env, &mut claims).await?;
     deploy_v3(
         &clients,
         &gateway,
+        &front,
         &env,
-        &state_machine,
         v2_task_set.clone(),
         &mut claims,
     )
@@ -457,15 +488,8 @@ fn timing() -> Timing {
     }
 }
 
-/// Runs `request` as execution `name`, printing a line whenever the state, the weights or
-/// the target health changes.
-async fn deploy(
-    clients: &Clients,
-    env: &Environment,
-    state_machine: &str,
-    name: &str,
-    request: &bluegreen::model::DeployRequest,
-) -> anyhow::Result<(Timeline, usize)> {
+/// The index of blue's target group (the one with more traffic), printed.
+async fn blue_index(clients: &Clients, env: &Environment) -> anyhow::Result<usize> {
     let weights = inspect::weights(clients, &env.route()).await?;
     let blue = usize::from(
         inspect::weight_of(&weights, env.tg_a()) < inspect::weight_of(&weights, env.tg_b()),
@@ -475,7 +499,32 @@ async fn deploy(
         tg_name(&env.target_group_arns[blue]),
         tg_name(&env.target_group_arns[1 - blue])
     );
+    Ok(blue)
+}
+
+/// Runs `request` as execution `name`, printing a line whenever the state, the weights or
+/// the target health changes.
+async fn deploy(
+    clients: &Clients,
+    env: &Environment,
+    state_machine: &str,
+    name: &str,
+    request: &bluegreen::model::DeployRequest,
+) -> anyhow::Result<(Timeline, usize)> {
+    let blue = blue_index(clients, env).await?;
     let execution = sfn::start(&clients.sfn, state_machine, name, request).await?;
+    follow(clients, env, name, &execution, blue).await
+}
+
+/// Follows execution `execution` (named `name`), printing a line whenever the state, the
+/// weights or the target health changes; `blue` is the index of blue's target group.
+async fn follow(
+    clients: &Clients,
+    env: &Environment,
+    name: &str,
+    execution: &str,
+    blue: usize,
+) -> anyhow::Result<(Timeline, usize)> {
     let sampler = Sampler {
         route: env.route(),
         target_groups: env.target_group_arns.clone(),
@@ -484,7 +533,7 @@ async fn deploy(
     };
     let mut last: Option<local_stack::timeline::Sample> = None;
     let timeline = sampler
-        .record(clients, &execution, |s| {
+        .record(clients, execution, |s| {
             if last.as_ref().is_none_or(|l| !l.same_as(s)) {
                 println!("   {}", s.line(blue));
                 last = Some(s.clone());
@@ -511,23 +560,69 @@ async fn deploy(
     Ok((timeline, blue))
 }
 
-/// Deploys v2 in two steps; answers the task set v2 runs in.
+/// The trigger, its catalogue deployment, and the webhook.
+struct FrontDoor {
+    deployment: String,
+    functions: Functions,
+    hook: WebhookClient,
+    token: String,
+}
+
+/// ECR reports a push of v2 and the trigger deploys it in two steps; answers the task set v2
+/// runs in.
 async fn deploy_v2(
     clients: &Clients,
+    front: &FrontDoor,
     env: &Environment,
-    state_machine: &str,
     claims: &mut Vec<Claim>,
 ) -> anyhow::Result<Option<TaskSetView>> {
-    println!("1. Deploy v2 by tag, traffic 25 % then 100 %, poll 1 s, bake 2 s");
-    let request = env.deploy_request(
-        env.tagged_image("v2"),
-        Strategy::Steps {
-            steps: vec![TrafficStep::to(25), TrafficStep::to(100)],
-        },
-        timing(),
+    println!(
+        "1. ECR reports a push of v2; the trigger deploys it: 25 % for 4 s, then 100 %, poll 1 s"
     );
-    let name = sfn::execution_name(&[&env.prefix, "orders-v2"]);
-    let (timeline, blue) = deploy(clients, env, state_machine, &name, &request).await?;
+    let digest = env.digest("v2").unwrap_or_default().to_string();
+    let event = trigger::push_event(env, "v2", &digest, "PUSH", "SUCCESS");
+    let pushed = front
+        .functions
+        .invoke(trigger::FUNCTION, &event)
+        .await?
+        .map_err(|e| anyhow::anyhow!("the trigger refused the push: {e}"))?;
+    let deploys = pushed["deploys"].as_array().cloned().unwrap_or_default();
+    let execution = deploys
+        .first()
+        .and_then(|d| d["executionArn"].as_str())
+        .context("the push started no deploy")?
+        .to_string();
+    let name = deploys[0]["executionName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "   trigger: {} → {name}",
+        short_image(pushed["image"].as_str().unwrap_or_default())
+    );
+    let again = front
+        .functions
+        .invoke(trigger::FUNCTION, &event)
+        .await?
+        .map_err(|e| anyhow::anyhow!("the trigger refused the repeated push: {e}"))?;
+    println!(
+        "   the same event again (EventBridge delivers at least once): {}",
+        again["deploys"][0]["status"].as_str().unwrap_or("?")
+    );
+    claim(
+        claims,
+        "v2: the push started one deploy, pinned by digest; the repeated event none",
+        deploys.len() == 1
+            && deploys[0]["status"] == "started"
+            && pushed["image"]
+                .as_str()
+                .is_some_and(|i| i.ends_with(&digest))
+            && again["deploys"][0]["status"] == "alreadyStarted"
+            && again["deploys"][0]["executionArn"] == execution.as_str(),
+        format!("{} then {}", deploys.len(), again["deploys"][0]["status"]),
+    );
+    let blue = blue_index(clients, env).await?;
+    let (timeline, blue) = follow(clients, env, &name, &execution, blue).await?;
     let green = 1 - blue;
     let o = &timeline.outcome;
     println!();
@@ -686,14 +781,14 @@ async fn compare_task_definitions(
 async fn deploy_v3(
     clients: &Clients,
     gateway: &Gateway,
+    front: &FrontDoor,
     env: &Environment,
-    state_machine: &str,
     v2_set: Option<TaskSetView>,
     claims: &mut Vec<Claim>,
 ) -> anyhow::Result<()> {
     let v3_digest = env.digest("v3").unwrap_or_default().to_string();
     println!(
-        "2. Deploy v3, whose tasks turn unhealthy {V3_UNHEALTHY_AFTER_SECONDS} s after turning healthy; traffic 50 % (bake 4 s) then 100 %"
+        "2. Spinnaker's webhook deploys v3, whose tasks turn unhealthy {V3_UNHEALTHY_AFTER_SECONDS} s after turning healthy"
     );
     gateway
         .add_fault(&Fault::unhealthy_after(
@@ -702,15 +797,61 @@ async fn deploy_v3(
         ))
         .await?;
     println!("   fault injected for image {}", short_digest(&v3_digest));
-    let request = env.deploy_request(
-        env.pinned_image("v3")?,
-        Strategy::Steps {
-            steps: vec![TrafficStep::to(50).baking(4), TrafficStep::to(100)],
-        },
-        timing(),
+    let body = json!({
+        "deployment": front.deployment,
+        "image": env.tagged_image("v3"),
+        "spinnakerExecutionId": format!("01JDEMO{}", env.suffix.to_uppercase()),
+    });
+    let started = front
+        .hook
+        .call(&front.token, "POST", "/deployments", Some(&body))
+        .await?;
+    let status_url = started.location.clone().unwrap_or_default();
+    println!(
+        "   POST /deployments → {} Location: {}",
+        started.status,
+        status_url
+            .strip_prefix(&front.hook.base_url)
+            .unwrap_or(&status_url)
     );
-    let name = sfn::execution_name(&[&env.prefix, "orders-v3"]);
-    let (timeline, blue) = deploy(clients, env, state_machine, &name, &request).await?;
+    claim(
+        claims,
+        "v3: the webhook answered 202 with the status URL",
+        started.status == 202 && !status_url.is_empty(),
+        truncate(&started.text, 90),
+    );
+    let execution = started.body["executionArn"]
+        .as_str()
+        .with_context(|| format!("the webhook started nothing: {}", started.text))?
+        .to_string();
+    let name = started.body["executionName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let blue = blue_index(clients, env).await?;
+    let (timeline, blue) = follow(clients, env, &name, &execution, blue).await?;
+    let reported = front
+        .hook
+        .call(&front.token, "GET", &status_url, None)
+        .await?;
+    let summary = reported.body["progress"]["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "   GET {} → {}: {}",
+        status_url
+            .strip_prefix(&front.hook.base_url)
+            .unwrap_or(&status_url),
+        reported.body["status"].as_str().unwrap_or("?"),
+        truncate(&summary, 80)
+    );
+    claim(
+        claims,
+        "v3: the webhook reports FAILED with the rollback's reason",
+        reported.body["status"] == "FAILED" && summary.contains("rolled back"),
+        truncate(&summary, 90),
+    );
     let o = &timeline.outcome;
     let green = 1 - blue;
     println!();
