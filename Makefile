@@ -38,7 +38,7 @@ demo: tools build ## a complete local blue/green deploy, rollback and summary on
 	$(STACK) up
 	status=0; target/debug/demo || status=$$?; $(STACK) down; exit $$status
 
-test: tools lint asl build ## the whole suite: lints, ASL validation, unit tests, end-to-end tests on the local stack
+test: tools lint asl infra-check build ## the whole suite: lints, ASL validation, infra checks, unit tests, end-to-end tests on the local stack
 	$(MAKE) --no-print-directory on-stack
 
 unit: ## unit tests only (no local stack)
@@ -91,7 +91,7 @@ clean: local-down ## stop the stack and remove build output and tools
 
 # ---- Real AWS: release packages, Terraform, checks of infra/ --------------------------------
 # The functions the Terraform module deploys; one zip each at target/lambda/<fn>/bootstrap.zip.
-FUNCTIONS := validate create-green verify-health shift-traffic drain-blue
+FUNCTIONS := validate create-green verify-health shift-traffic drain-blue rotate-secret trigger
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 CHECKOV_VENV := .tools/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed

@@ -1,5 +1,6 @@
 # One role per function, each granting exactly the AWS actions its code calls (derived from
-# the Rust sources and checked by `make infra-check`), on the resources of var.services.
+# the Rust sources and checked by `make infra-check`), on the resources it touches: the
+# resources of var.services, the module's secrets, key and state machines.
 #
 # Resource = "*" appears only where the Service Authorization Reference lists no resource type
 # for an action (it cannot be scoped by ARN); each such statement says so.
@@ -54,7 +55,7 @@ resource "aws_iam_role_policy" "function_runtime" {
 resource "aws_iam_role_policy" "function" {
   for_each = local.functions
 
-  name   = "deploy-step"
+  name   = "calls"
   role   = aws_iam_role.function[each.key].id
   policy = local.function_policies[each.key]
 }
@@ -66,7 +67,11 @@ locals {
     "verify-health" = data.aws_iam_policy_document.verify_health.json
     "shift-traffic" = data.aws_iam_policy_document.shift_traffic.json
     "drain-blue"    = data.aws_iam_policy_document.drain_blue.json
+    "rotate-secret" = data.aws_iam_policy_document.rotate_secret.json
+    "trigger"       = data.aws_iam_policy_document.trigger.json
   }
+  # The tag operator commands are left in (crates/bluegreen/src/aws/ecs.rs, COMMAND_TAG).
+  command_tag_key = "ecs-bluegreen:command"
 }
 
 # validate: reads the service, blue's task definition, the route's weights and the image tag.
@@ -96,12 +101,42 @@ data "aws_iam_policy_document" "validate" {
     actions   = ["ecr:DescribeImages"]
     resources = local.ecr_repository_arns
   }
+
+  statement {
+    sid = "CheckAlarmsExist"
+    # A deployment names its alarms (or a prefix) in its input: any alarm of this account and
+    # region, read only.
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = [local.alarm_arns]
+  }
+}
+
+# The functions' Dynatrace token, for the steps that query Dynatrace or post its events.
+data "aws_iam_policy_document" "dynatrace_token" {
+  statement {
+    sid       = "ReadDynatraceToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.deployer_token.arn]
+  }
+
+  statement {
+    sid       = "DecryptDynatraceToken"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
 }
 
 # create-green: registers green's task definition revision (passing the service's task and
 # execution roles to ECS, tagging it as blue's was) and creates the green task set; on a lost
 # race it removes both again.
 data "aws_iam_policy_document" "create_green" {
+  source_policy_documents = [data.aws_iam_policy_document.dynatrace_token.json]
+
   statement {
     sid       = "ReadServices"
     actions   = ["ecs:DescribeServices"]
@@ -164,12 +199,22 @@ data "aws_iam_policy_document" "create_green" {
   }
 }
 
-# verify-health: reads green's task set, its stopped tasks and its targets' health.
+# verify-health: reads green's task set, its stopped tasks, its targets' health, the alarms and
+# the operator command its deployment may have been left, and queries Dynatrace.
 data "aws_iam_policy_document" "verify_health" {
+  source_policy_documents = [data.aws_iam_policy_document.dynatrace_token.json]
+
   statement {
-    sid       = "ReadServices"
-    actions   = ["ecs:DescribeServices"]
+    sid       = "ReadServicesAndCommands"
+    actions   = ["ecs:DescribeServices", "ecs:ListTagsForResource"]
     resources = local.service_arns
+  }
+
+  statement {
+    sid = "ReadTaskDefinitions"
+    # ecs:DescribeTaskDefinition has no resource type: it cannot be scoped by ARN.
+    actions   = ["ecs:DescribeTaskDefinition"]
+    resources = ["*"]
   }
 
   statement {
@@ -197,6 +242,14 @@ data "aws_iam_policy_document" "verify_health" {
     # elasticloadbalancing:DescribeTargetHealth has no resource type: it cannot be scoped by ARN.
     actions   = ["elasticloadbalancing:DescribeTargetHealth"]
     resources = ["*"]
+  }
+
+  statement {
+    sid = "ReadAlarms"
+    # A deployment names its alarms (or a prefix) in its input: any alarm of this account and
+    # region, read only.
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = [local.alarm_arns]
   }
 }
 
@@ -229,13 +282,27 @@ data "aws_iam_policy_document" "shift_traffic" {
   }
 }
 
-# drain-blue: makes a task set primary, removes the side that takes no traffic, and on
-# rollback deregisters green's revision.
+# drain-blue: makes a task set primary, removes the side that takes no traffic, on rollback
+# deregisters green's revision, clears its deployment's operator command, and posts Dynatrace
+# events.
 data "aws_iam_policy_document" "drain_blue" {
+  source_policy_documents = [data.aws_iam_policy_document.dynatrace_token.json]
+
   statement {
-    sid       = "ReadServices"
-    actions   = ["ecs:DescribeServices"]
+    sid       = "ReadServicesAndCommands"
+    actions   = ["ecs:DescribeServices", "ecs:ListTagsForResource"]
     resources = local.service_arns
+  }
+
+  statement {
+    sid       = "ClearOperatorCommands"
+    actions   = ["ecs:UntagResource"]
+    resources = local.service_arns
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.command_tag_key]
+    }
   }
 
   statement {
@@ -270,6 +337,153 @@ data "aws_iam_policy_document" "drain_blue" {
   }
 }
 
+# rotate-secret: Secrets Manager's four rotation steps on the Dynatrace secrets (with the admin
+# token to mint and revoke tokens), then the rotation workflow's actions: find the services
+# that use the secret, start their redeploys and follow them.
+data "aws_iam_policy_document" "rotate_secret" {
+  statement {
+    sid = "RotateTheDynatraceSecrets"
+    actions = [
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:UpdateSecretVersionStage",
+    ]
+    resources = [for s in aws_secretsmanager_secret.dynatrace : s.arn]
+  }
+
+  statement {
+    sid       = "ReadAdminToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.admin_token.arn]
+  }
+
+  statement {
+    sid       = "EncryptAndDecryptSecrets"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "ListClusters"
+    # ecs:ListClusters has no resource type: it cannot be scoped by ARN. rotate-secret lists
+    # clusters only when no consumer cluster is configured, which the module always does.
+    actions   = ["ecs:ListClusters"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "ListConsumerServices"
+    # ecs:ListServices has no resource type; the ecs:cluster condition keeps it to the
+    # consumer clusters.
+    actions   = ["ecs:ListServices"]
+    resources = ["*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = local.consumer_cluster_arns
+    }
+  }
+
+  statement {
+    sid       = "ReadConsumerServices"
+    actions   = ["ecs:DescribeServices"]
+    resources = local.consumer_service_arns
+  }
+
+  statement {
+    sid = "ReadTaskDefinitions"
+    # ecs:DescribeTaskDefinition has no resource type: it cannot be scoped by ARN.
+    actions   = ["ecs:DescribeTaskDefinition"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "FindConsumerRoutes"
+    # ELBv2 Describe* actions have no resource types: they cannot be scoped by ARN.
+    actions = [
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTargetGroups",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "StartRedeploysAndTheRotationWorkflow"
+    actions   = ["states:StartExecution"]
+    resources = [local.deploy_state_machine_arn, local.rotation_state_machine_arn]
+  }
+
+  statement {
+    sid       = "FollowRedeploys"
+    actions   = ["states:DescribeExecution"]
+    resources = [local.deploy_execution_arns, local.rotation_execution_arns]
+  }
+}
+
+# trigger: starts deploys, reports them, answers their approvals and leaves operator commands
+# on their services; reads the webhook's token.
+data "aws_iam_policy_document" "trigger" {
+  statement {
+    sid       = "StartDeploys"
+    actions   = ["states:StartExecution"]
+    resources = [local.deploy_state_machine_arn]
+  }
+
+  statement {
+    sid       = "ReadDeploys"
+    actions   = ["states:DescribeExecution", "states:GetExecutionHistory"]
+    resources = [local.deploy_execution_arns]
+  }
+
+  statement {
+    sid = "AnswerApprovals"
+    # states:SendTaskSuccess has no resource type: the task token names the execution.
+    actions   = ["states:SendTaskSuccess"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ReadServices"
+    actions   = ["ecs:DescribeServices"]
+    resources = local.service_arns
+  }
+
+  statement {
+    sid       = "LeaveOperatorCommands"
+    actions   = ["ecs:TagResource"]
+    resources = local.service_arns
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.command_tag_key]
+    }
+  }
+
+  statement {
+    sid       = "ReadWebhookToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.webhook_token.arn]
+  }
+
+  statement {
+    sid       = "DecryptWebhookToken"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
 # ---- The state machine's role --------------------------------------------------------------
 
 data "aws_iam_policy_document" "states_assume" {
@@ -289,18 +503,30 @@ data "aws_iam_policy_document" "states_assume" {
 }
 
 resource "aws_iam_role" "state_machine" {
-  name                 = "${var.name}-deploy"
-  description          = "Role of the ${var.name}-deploy state machine"
+  for_each = local.state_machines
+
+  name                 = each.value.name
+  description          = "Role of the ${each.value.name} state machine"
   assume_role_policy   = data.aws_iam_policy_document.states_assume.json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
 }
 
+locals {
+  # The functions each state machine invokes.
+  state_machine_functions = {
+    "deploy" = local.deploy_steps
+    "rotate" = ["rotate-secret"]
+  }
+}
+
 data "aws_iam_policy_document" "state_machine" {
+  for_each = local.state_machines
+
   statement {
-    sid       = "InvokeDeploySteps"
+    sid       = "InvokeItsFunctions"
     actions   = ["lambda:InvokeFunction"]
-    resources = [for f in aws_lambda_function.function : f.arn]
+    resources = [for f in local.state_machine_functions[each.key] : aws_lambda_function.function[f].arn]
   }
 
   statement {
@@ -334,9 +560,11 @@ data "aws_iam_policy_document" "state_machine" {
 }
 
 resource "aws_iam_role_policy" "state_machine" {
-  name   = "deploy"
-  role   = aws_iam_role.state_machine.id
-  policy = data.aws_iam_policy_document.state_machine.json
+  for_each = local.state_machines
+
+  name   = "invoke-and-log"
+  role   = aws_iam_role.state_machine[each.key].id
+  policy = data.aws_iam_policy_document.state_machine[each.key].json
 }
 
 # ---- The services' task execution roles: the Dynatrace secrets -----------------------------

@@ -49,7 +49,7 @@ variable "services" {
 }
 
 variable "ecr_repository_arns" {
-  description = "ARNs of the ECR repositories deployed images come from. validate and create-green resolve tags to digests in them (ecr:DescribeImages); their names are what the ECR push rule matches unless trigger_repository_names is set."
+  description = "ARNs of the ECR repositories deployed images come from: validate and create-green resolve tags to digests in them (ecr:DescribeImages)."
   type        = list(string)
 
   validation {
@@ -129,7 +129,7 @@ variable "state_machine_log_level" {
 }
 
 variable "dynatrace_secrets" {
-  description = "The Dynatrace token secrets to create, name (under secret_name_prefix) to description. Values are never set by Terraform: put them with the AWS CLI after apply."
+  description = "The Dynatrace token secrets the services' containers read, name (under secret_name_prefix) to description. Values are never set by Terraform: put them with the AWS CLI after apply."
   type        = map(string)
   default = {
     "api-token" = "Dynatrace API token, a plain string (dt0c01.*)."
@@ -172,16 +172,21 @@ variable "kms_deletion_window_days" {
   default     = 30
 }
 
-variable "rotation_enabled" {
-  description = "Rotate the Dynatrace secrets on rotation_schedule_expression with rotation_function_arn. The rotation function is not part of this release: off by default."
-  type        = bool
-  default     = false
-}
-
-variable "rotation_function_arn" {
-  description = "ARN of the Lambda function Secrets Manager invokes to rotate the secrets. Required when rotation_enabled."
+variable "dynatrace_api_url" {
+  description = "Your Dynatrace environment's API base URL (e.g. `https://abc12345.live.dynatrace.com`). Set, the functions verify with Dynatrace, post its deployment events and rotate its tokens, with the tokens in the deployer and admin token secrets; null: no Dynatrace."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.dynatrace_api_url == null || can(regex("^https://[^/]+", var.dynatrace_api_url))
+    error_message = "dynatrace_api_url must be an https:// URL."
+  }
+}
+
+variable "rotation_enabled" {
+  description = "Rotate the dynatrace_secrets with rotate-secret on rotation_schedule_expression: mint a new token, redeploy the services that use it, revoke the old one. Needs dynatrace_api_url and a token with apiTokens.read and apiTokens.write in the admin token secret."
+  type        = bool
+  default     = false
 }
 
 variable "rotation_schedule_expression" {
@@ -190,43 +195,55 @@ variable "rotation_schedule_expression" {
   default     = "rate(30 days)"
 }
 
-variable "trigger_enabled" {
-  description = "Start deploys from ECR pushes: an EventBridge rule for successful pushes to the tracked repositories, targeting trigger_function_arn. The trigger function is not part of this release: off by default."
-  type        = bool
-  default     = false
+variable "rotation_token_lifetime_days" {
+  description = "Days a token minted by a rotation is valid (TOKEN_LIFETIME_DAYS); longer than the rotation interval."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.rotation_token_lifetime_days >= 1 && var.rotation_token_lifetime_days <= 3650
+    error_message = "rotation_token_lifetime_days must be 1 to 3650."
+  }
 }
 
-variable "trigger_function_arn" {
-  description = "ARN of the trigger function the ECR push rule (and the webhook URL) invokes. Required when trigger_enabled."
-  type        = string
-  default     = null
-}
-
-variable "trigger_repository_names" {
-  description = "ECR repository names whose pushes start deploys. Empty: the repositories of ecr_repository_arns."
+variable "rotation_consumer_clusters" {
+  description = "ECS clusters (names) a rotation searches for services whose task definitions use the rotated secret. Empty: the clusters of services."
   type        = list(string)
   default     = []
 }
 
+variable "rotation_redeploy_options" {
+  description = "Execution input fields every rotation redeploy gets (strategy, timing, verification…; docs/execution-input.md), as REDEPLOY_OPTIONS. Empty: the defaults."
+  type        = any
+  default     = {}
+}
+
+variable "catalogue" {
+  description = "The deployment catalogue (docs/triggers.md) as an object: `{ defaults = {...}, deployments = { <name> = { repository, tags, cluster, service, container, listenerArn, targetGroupArns, ... } } }`; `jsondecode(file(\"catalogue.json\"))` for a file. It is shipped to the trigger in a Lambda layer. Null: no deployments."
+  type        = any
+  default     = null
+}
+
+variable "ecr_trigger_enabled" {
+  description = "Start deploys from ECR pushes: an EventBridge rule for successful pushes to the catalogue's repositories (of this account and region), targeting the trigger."
+  type        = bool
+  default     = true
+}
+
 variable "webhook_enabled" {
-  description = "Give the trigger function a Function URL, the webhook a Spinnaker Webhook stage calls. Needs trigger_enabled."
+  description = "Give the trigger a Function URL, the webhook a Spinnaker Webhook stage calls. Its bearer token is in the webhook token secret (put it after apply)."
   type        = bool
   default     = false
 }
 
-variable "webhook_authorization_type" {
-  description = "Authorization of the webhook URL: AWS_IAM (callers sign with SigV4) or NONE (the function authenticates callers itself)."
+variable "webhook_public_url" {
+  description = "The webhook's base URL when it is reached through another domain (WEBHOOK_PUBLIC_URL). Null: the Function URL."
   type        = string
-  default     = "AWS_IAM"
-
-  validation {
-    condition     = contains(["AWS_IAM", "NONE"], var.webhook_authorization_type)
-    error_message = "webhook_authorization_type must be AWS_IAM or NONE."
-  }
+  default     = null
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. SNS topics) notified when a deploy execution fails, times out or is aborted."
+  description = "ARNs (e.g. SNS topics) notified when a deploy or rotation execution fails, times out or is aborted."
   type        = list(string)
   default     = []
 }

@@ -252,8 +252,15 @@ class Statement:
 
 
 def statements(config: Config, doc: str) -> list[Statement]:
+    """The statements of policy document `doc`, with those of the documents it merges in
+    through `source_policy_documents`."""
     body = config.policy_documents()[doc]
-    return [Statement(doc, s) for s in body.get("statement", [])]
+    merged = []
+    for source in body.get("source_policy_documents", []):
+        mm = re.fullmatch(r"data\.aws_iam_policy_document\.([a-z0-9_]+)\.json", expr(source))
+        assert mm, f"{doc}: source_policy_documents entry {source} is not one of the module's documents"
+        merged += statements(config, mm.group(1))
+    return merged + [Statement(doc, s) for s in body.get("statement", [])]
 
 
 def expand(config: Config, text: str) -> str:
@@ -327,6 +334,22 @@ def check_statement_scoping(config: Config, ref: Reference, st: Statement) -> li
                     f"{' or '.join(f'{svc}:{path}' for svc, path in markers)}"
                 )
     return problems
+
+
+#: What an SDK call needs besides its own action: Secrets Manager decrypts and encrypts a
+#: secret encrypted with a customer-managed key with the caller's permissions on the key.
+IMPLIED_ACTIONS = {
+    "secretsmanager:GetSecretValue": {"kms:Decrypt"},
+    "secretsmanager:PutSecretValue": {"kms:Decrypt", "kms:GenerateDataKey"},
+}
+
+
+def with_implied(derived: dict[str, str]) -> dict[str, str]:
+    out = dict(derived)
+    for action, why in derived.items():
+        for implied in IMPLIED_ACTIONS.get(action, ()):
+            out.setdefault(implied, f"{action} of a secret encrypted with the module's key, {why}")
+    return out
 
 
 def compare_grants(function: str, derived: dict[str, str], granted: set[str]) -> list[str]:
@@ -497,8 +520,16 @@ def each_function_role_grants_exactly_what_its_code_calls(ctx: Ctx):
     problems = []
     for fn in sorted(functions):
         granted = {a for st in statements(m, docs[fn]) for a in st.actions}
-        problems += compare_grants(fn, ctx.derived[fn].actions, granted)
+        problems += compare_grants(fn, with_implied(ctx.derived[fn].actions), granted)
     assert not problems, "\n".join(problems)
+    # kms: is granted only through Secrets Manager.
+    for fn in sorted(functions):
+        for st in statements(m, docs[fn]):
+            if any(a.startswith("kms:") for a in st.actions):
+                via = {(c["variable"], tuple(c["values"])) for c in st.conditions}
+                assert via == {("kms:ViaService", ("secretsmanager.${local.region}.amazonaws.com",))}, (
+                    f"{fn}/{st.sid}: the key is usable other than through Secrets Manager: {st.conditions}"
+                )
 
 
 @check
@@ -506,6 +537,9 @@ def the_grant_comparison_reports_a_missing_and_an_extra_action(ctx: Ctx):
     derived = {"ecs:DescribeServices": "x", "ecs:CreateTaskSet": "y"}
     problems = compare_grants("f", derived, {"ecs:DescribeServices", "ecs:DeleteService"})
     assert len(problems) == 2 and "CreateTaskSet" in problems[0] and "DeleteService" in problems[1], problems
+    implied = with_implied({"secretsmanager:GetSecretValue": "x"})
+    assert set(implied) == {"secretsmanager:GetSecretValue", "kms:Decrypt"}, implied
+    assert compare_grants("f", implied, {"secretsmanager:GetSecretValue"}), "a missing kms:Decrypt went unnoticed"
 
 
 @check
@@ -549,45 +583,71 @@ def create_green_passes_only_the_services_roles_to_ecs_tasks(ctx: Ctx):
 
 
 @check
-def the_state_machine_role_invokes_exactly_the_deploy_functions(ctx: Ctx):
+def each_state_machine_role_invokes_exactly_its_functions(ctx: Ctx):
     m = ctx.module
+    assert set(m.locals["state_machines"]) == {"deploy", "rotate"}, m.locals["state_machines"]
+    assert m.locals["state_machine_functions"] == {
+        "deploy": "${local.deploy_steps}",
+        "rotate": ["rotate-secret"],
+    }, m.locals["state_machine_functions"]
+    assert set(json.loads(expr(m.locals["deploy_steps"])) if isinstance(m.locals["deploy_steps"], str)
+               else m.locals["deploy_steps"]) == set(m.locals["functions"]) - {"rotate-secret", "trigger"}
     sts = statements(m, "state_machine")
     invoke = [s for s in sts if "lambda:InvokeFunction" in s.actions]
     assert len(invoke) == 1 and invoke[0].actions == ["lambda:InvokeFunction"]
-    assert norm(expr(invoke[0].resources[0])) == "[forfinaws_lambda_function.function:f.arn]", invoke[0].resources
+    assert norm(expr(invoke[0].resources[0])) == (
+        "[forfinlocal.state_machine_functions[each.key]:aws_lambda_function.function[f].arn]"
+    ), invoke[0].resources
     others = {a for s in sts for a in s.actions if a != "lambda:InvokeFunction"}
     assert all(a.split(":")[0] in ("logs", "xray") for a in others), others
-    role = m.resource("aws_iam_role_policy", "state_machine")
-    assert norm(expr(role["policy"])) == "data.aws_iam_policy_document.state_machine.json"
+    for name in ("state_machine",):
+        role = m.resource("aws_iam_role", name)
+        policy = m.resource("aws_iam_role_policy", name)
+        assert expr(role["for_each"]) == expr(policy["for_each"]) == "local.state_machines"
+        assert norm(expr(policy["role"])) == "aws_iam_role.state_machine[each.key].id"
+        assert norm(expr(policy["policy"])) == "data.aws_iam_policy_document.state_machine[each.key].json"
+    for sm in ("deploy", "rotate"):
+        body = m.resource("aws_sfn_state_machine", sm)
+        assert norm(expr(body["role_arn"])) == f'aws_iam_role.state_machine["{sm}"].arn', body["role_arn"]
+
+
+def templatefile_variables(m: Config, sm: str, path_local: str, asl_file: str) -> dict[str, str]:
+    """The ASL file's placeholders, checked one to one against the `templatefile` variables of
+    state machine `sm`; returns variable → the function whose ARN fills it."""
+    definition = expr(m.resource("aws_sfn_state_machine", sm)["definition"])
+    mm = re.fullmatch(rf"templatefile\((local\.{path_local}),\s*\{{(.*)\}}\)", definition, re.S)
+    assert mm, f"{sm}: definition is not templatefile(local.{path_local}, {{...}}): {definition}"
+    path = m.locals[path_local]
+    assert path == f"${{path.module}}/../statemachine/{asl_file}", path
+    asl = (ROOT / "statemachine" / asl_file).read_text()
+    json.loads(asl)
+    placeholders = re.findall(r"\$\{([^}]*)\}", asl)
+    assert "%{" not in asl, f"{asl_file} has a %{{ template directive"
+    assert not re.search(r"\$\$\{", asl), f"{asl_file} has an escaped $${{"
+    variables = dict(re.findall(r"([a-z0-9_]+)\s*=\s*(aws_lambda_function\.function\[\"[a-z0-9-]+\"\]\.arn)", mm.group(2)))
+    keys = re.findall(r"([a-z0-9_]+)\s*=", mm.group(2))
+    assert len(keys) == len(set(keys)) == len(variables), f"{sm}: templatefile variables: {keys}"
+    assert set(placeholders) == set(variables), (
+        f"{sm}: only in {asl_file}: {sorted(set(placeholders) - set(variables))}; "
+        f"only in templatefile: {sorted(set(variables) - set(placeholders))}"
+    )
+    out = {}
+    for var, ref in variables.items():
+        fn = re.search(r'\["([a-z0-9-]+)"\]', ref).group(1)
+        assert var == f"{fn.replace('-', '_')}_function_arn", f"{sm}: {var} is filled with {fn}'s ARN"
+        out[var] = fn
+    return out
 
 
 @check
 def asl_placeholders_and_templatefile_variables_match_one_to_one(ctx: Ctx):
     m = ctx.module
-    sm = m.resource("aws_sfn_state_machine", "deploy")
-    definition = expr(sm["definition"])
-    mm = re.fullmatch(r"templatefile\((local\.asl_path),\s*\{(.*)\}\)", definition, re.S)
-    assert mm, f"definition is not templatefile(local.asl_path, {{...}}): {definition}"
-    asl_path = m.locals["asl_path"]
-    assert asl_path == "${path.module}/../statemachine/deploy.asl.json", asl_path
-    asl = (ROOT / "statemachine/deploy.asl.json").read_text()
-    json.loads(asl)
-    placeholders = re.findall(r"\$\{([^}]*)\}", asl)
-    assert "%{" not in asl, "the ASL has a %{ template directive"
-    assert not re.search(r"\$\$\{", asl), "the ASL has an escaped $${"
-    variables = dict(re.findall(r"([a-z0-9_]+)\s*=\s*(aws_lambda_function\.function\[\"[a-z0-9-]+\"\]\.arn)", mm.group(2)))
-    keys = re.findall(r"([a-z0-9_]+)\s*=", mm.group(2))
-    assert len(keys) == len(set(keys)) == len(variables), f"templatefile variables: {keys}"
-    assert set(placeholders) == set(variables), (
-        f"only in the ASL: {sorted(set(placeholders) - set(variables))}; "
-        f"only in templatefile: {sorted(set(variables) - set(placeholders))}"
-    )
-    for var, ref in variables.items():
-        fn = re.search(r'\["([a-z0-9-]+)"\]', ref).group(1)
-        assert var == f"{fn.replace('-', '_')}_function_arn", f"{var} is filled with {fn}'s ARN"
-    assert {re.search(r'\["([a-z0-9-]+)"\]', r).group(1) for r in variables.values()} == set(m.locals["functions"]), (
-        "every deployed function is a step of the state machine"
-    )
+    deploy = templatefile_variables(m, "deploy", "asl_path", "deploy.asl.json")
+    rotate = templatefile_variables(m, "rotate", "rotation_asl_path", "rotate.asl.json")
+    assert set(deploy.values()) == set(m.locals["functions"]) - {"rotate-secret", "trigger"}, sorted(deploy.values())
+    assert set(rotate.values()) == {"rotate-secret"}, sorted(rotate.values())
+    # Every .asl.json under statemachine/ is deployed.
+    assert {p.name for p in (ROOT / "statemachine").glob("*.asl.json")} == {"deploy.asl.json", "rotate.asl.json"}
 
 
 @check
@@ -664,27 +724,54 @@ def unquote_hcl_map_keys(value) -> list[str]:
 @check
 def rotation_trigger_and_webhook_are_off_by_default_and_conditional(ctx: Ctx):
     m = ctx.module
-    for var in ("rotation_enabled", "trigger_enabled", "webhook_enabled"):
+    for var in ("rotation_enabled", "webhook_enabled"):
         assert m.variables[var].get("default") is False, f"{var} is not false by default"
-    for name in ("rotation",):
-        perm = m.resource("aws_lambda_permission", name)
-        assert "var.rotation_enabled" in perm["for_each"], perm["for_each"]
-        assert perm["principal"] == "secretsmanager.amazonaws.com"
-        assert "aws_secretsmanager_secret.dynatrace[each.key].arn" in perm["source_arn"]
+    assert m.variables["catalogue"].get("default") is None, "the catalogue has deployments by default"
+    # Rotation: a schedule and Secrets Manager's permission for each Dynatrace secret.
+    perm = m.resource("aws_lambda_permission", "rotation")
+    assert "local.rotation_enabled" in perm["for_each"] and m.locals["rotation_enabled"] == "${var.rotation_enabled}"
+    assert perm["principal"] == "secretsmanager.amazonaws.com"
+    assert "aws_secretsmanager_secret.dynatrace[each.key].arn" in perm["source_arn"]
+    assert norm(expr(perm["function_name"])) == 'aws_lambda_function.function["rotate-secret"].function_name'
     rot = m.resource("aws_secretsmanager_secret_rotation", "dynatrace")
-    assert "var.rotation_enabled" in rot["for_each"] and "aws_lambda_permission.rotation" in json.dumps(rot["depends_on"])
+    assert "local.rotation_enabled" in rot["for_each"] and "aws_lambda_permission.rotation" in json.dumps(rot["depends_on"])
+    assert 'aws_lambda_function.function["rotate-secret"].arn' in norm(rot["rotation_lambda_arn"])
+    # The ECR rule: only when the catalogue follows a repository of this account and region.
+    assert norm(m.locals["ecr_rule_enabled"]) == "${var.ecr_trigger_enabled&&length(local.catalogue_repositories)>0}"
     for rtype, name in (("aws_cloudwatch_event_rule", "ecr_push"), ("aws_cloudwatch_event_target", "ecr_push"),
                         ("aws_lambda_permission", "ecr_push")):
-        assert norm(expr(m.resource(rtype, name)["count"])) == "var.trigger_enabled?1:0", f"{rtype}.{name} is not conditional"
-    url = m.resource("aws_lambda_function_url", "webhook")
-    assert norm(expr(url["count"])) == "var.trigger_enabled&&var.webhook_enabled?1:0"
-    assert m.variables["webhook_authorization_type"]["default"] == "AWS_IAM"
-    pattern = norm(m.resource("aws_cloudwatch_event_rule", "ecr_push")["event_pattern"])
-    for needle in ('source=["aws.ecr"]', '"detail-type"=["ECRImageAction"]', '"action-type"=["PUSH"]',
-                   '"result"=["SUCCESS"]', '"repository-name"=local.trigger_repository_names'):
-        assert needle in pattern, f"event pattern lacks {needle}: {pattern}"
+        assert norm(expr(m.resource(rtype, name)["count"])) == "local.ecr_rule_enabled?1:0", f"{rtype}.{name} is not conditional"
+    rule = m.resource("aws_cloudwatch_event_rule", "ecr_push")
+    assert norm(expr(rule["event_pattern"])) == norm(
+        'templatefile("${path.module}/patterns/ecr-push.json.tftpl",{repository_names=jsonencode(local.catalogue_repositories)})'
+    ), rule["event_pattern"]
+    # The shipped pattern is the file the trigger's tests check with TestEventPattern.
+    template = (INFRA / "patterns/ecr-push.json.tftpl").read_text()
+    pattern = json.loads(template.replace("${repository_names}", '["orders"]'))
+    assert pattern["source"] == ["aws.ecr"] and pattern["detail-type"] == ["ECR Image Action"], pattern
+    assert pattern["detail"]["action-type"] == ["PUSH"] and pattern["detail"]["result"] == ["SUCCESS"], pattern
+    assert pattern["detail"]["repository-name"] == ["orders"], pattern
+    target = m.resource("aws_cloudwatch_event_target", "ecr_push")
+    assert norm(expr(target["arn"])) == 'aws_lambda_function.function["trigger"].arn'
     perm = m.resource("aws_lambda_permission", "ecr_push")
     assert perm["principal"] == "events.amazonaws.com" and "aws_cloudwatch_event_rule.ecr_push[0].arn" in perm["source_arn"]
+    # The webhook: a public Function URL only with webhook_enabled; the trigger checks a bearer
+    # token on every request.
+    url = m.resource("aws_lambda_function_url", "webhook")
+    assert norm(expr(url["count"])) == "var.webhook_enabled?1:0"
+    assert url["authorization_type"] == "NONE"
+    assert norm(expr(url["function_name"])) == 'aws_lambda_function.function["trigger"].function_name'
+    for name, action in (("webhook_url", "lambda:InvokeFunctionUrl"), ("webhook_invoke", "lambda:InvokeFunction")):
+        p = m.resource("aws_lambda_permission", name)
+        assert norm(expr(p["count"])) == "var.webhook_enabled?1:0" and p["action"] == action, p
+        assert p.get("function_url_auth_type") == "NONE" or p.get("invoked_via_function_url") is True, (
+            f"{name} lets anyone invoke the trigger other than through its URL"
+        )
+    trigger_env = m.locals["function_environment"]["trigger"]
+    assert "WEBHOOK_TOKEN_SECRET" in trigger_env and "aws_secretsmanager_secret.webhook_token.arn" in trigger_env
+    assert "CATALOGUE_PATH" in trigger_env
+    layers = m.resource("aws_lambda_function", "function")["layers"]
+    assert "aws_lambda_layer_version.catalogue.arn" in norm(layers) and 'each.key=="trigger"' in norm(layers), layers
 
 
 @check
@@ -704,18 +791,25 @@ def the_key_rotates_and_has_a_policy(ctx: Ctx):
 def alarms_watch_failed_timed_out_and_aborted_executions(ctx: Ctx):
     m = ctx.module
     alarm = m.resource("aws_cloudwatch_metric_alarm", "executions")
-    assert set(m.locals["execution_alarms"].values()) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
-    assert alarm["namespace"] == "AWS/States" and expr(alarm["metric_name"]) == "each.value"
-    assert norm(json.dumps(alarm["dimensions"])).find("aws_sfn_state_machine.deploy.arn") > 0
+    assert set(m.locals["execution_alarm_kinds"].values()) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    assert "setproduct(keys(local.state_machines),keys(local.execution_alarm_kinds))" in norm(m.locals["execution_alarms"])
+    assert alarm["namespace"] == "AWS/States" and expr(alarm["metric_name"]) == "each.value.metric_name"
+    assert expr(alarm["for_each"]) == "local.execution_alarms"
+    assert "local.state_machine_arns[each.value.state_machine]" in json.dumps(alarm["dimensions"])
+    arns = {k: norm(expr(v)) for k, v in m.locals["state_machine_arns"].items()}
+    assert arns == {"deploy": "aws_sfn_state_machine.deploy.arn", "rotate": "aws_sfn_state_machine.rotate.arn"}, arns
 
 
 @check
-def the_state_machine_logs_and_traces(ctx: Ctx):
-    sm = ctx.module.resource("aws_sfn_state_machine", "deploy")
-    logging = block(sm, "logging_configuration")
-    assert "aws_cloudwatch_log_group.state_machine.arn" in logging["log_destination"]
-    assert block(sm, "tracing_configuration").get("enabled") is True
+def the_state_machines_log_and_trace(ctx: Ctx):
+    for sm in ("deploy", "rotate"):
+        body = ctx.module.resource("aws_sfn_state_machine", sm)
+        logging = block(body, "logging_configuration")
+        assert f'aws_cloudwatch_log_group.state_machine["{sm}"].arn' in logging["log_destination"], logging
+        assert block(body, "tracing_configuration").get("enabled") is True, f"{sm} is not traced"
+        assert body["type"] == "STANDARD"
     lg = ctx.module.resource("aws_cloudwatch_log_group", "state_machine")
+    assert expr(lg["for_each"]) == "local.state_machines"
     assert expr(lg["retention_in_days"]) == "var.log_retention_days" and "aws_kms_key.this" in lg["kms_key_id"]
 
 
@@ -748,7 +842,9 @@ def the_example_outputs_everything_the_seed_lists(ctx: Ctx):
     for name, ref in SEED_OUTPUTS.items():
         assert name in outputs, f"the example has no output {name}"
         assert expr(outputs[name]["value"]) == ref, f"output {name} is {outputs[name]['value']}, expected {ref}"
-    for name in ("state_machine_arn", "function_arns", "function_role_arns", "state_machine_role_arn", "webhook_url"):
+    for name in ("state_machine_arn", "rotation_state_machine_arn", "function_arns", "function_role_arns",
+                 "state_machine_role_arns", "webhook_url", "webhook_token_secret_arn", "deployer_token_secret_arn",
+                 "admin_token_secret_arn", "ecr_push_rule_arn"):
         assert name in outputs and expr(outputs[name]["value"]) == f"module.deployer.{name}", f"output {name}"
         assert name in ctx.module.outputs, f"the module has no output {name}"
 

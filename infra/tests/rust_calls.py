@@ -2,26 +2,34 @@
 
 No table is kept by hand. The chain is read from the code:
 
-1. ``functions/<fn>/src/main.rs``: which step function the binary runs and which SDK adapters
-   it hands to it (``aws.ecs``, ``aws.elb``, ``aws.ecr`` of ``AwsClients``, or an ``Sdk*``
-   adapter it builds itself).
-2. The port traits (``crates/bluegreen/src/ports.rs`` and any other ``pub trait`` an adapter
-   implements) and their methods.
-3. ``crates/bluegreen/src/steps/*.rs`` (and the rest of the library): which port methods the
-   step calls, following calls into helper functions (``sides``, ``resolve_tag``, …) across
-   modules.
-4. The SDK adapters, every library file that does ``use aws_sdk_<service>::Client;`` (today
-   ``crates/bluegreen/src/aws/{ecs,elb,ecr}.rs``): which SDK operations each adapter method
-   sends (``self.client.describe_services()…send()``), following calls into the adapter's own
-   helpers (``self.describe_task_definition(…)``), and which request fields imply further
-   authorization (a ``*_role_arn`` field is ``iam:PassRole``; tags on a create or register
-   call are the service's tag-on-create action).
+1. The SDK adapters: every ``pub struct Sdk…`` of a library file that does
+   ``use aws_sdk_<service>::Client;``, and every ``impl <Port> for Sdk…`` of it in any library
+   file. Each port method's SDK operations are what it sends
+   (``self.client.describe_services()…send()``, also through ``self.client()``), following
+   calls into the adapter's own helpers (``self.describe_task_definition(…)``); request fields
+   imply further authorization (a ``*_role_arn`` field is ``iam:PassRole``; tags on a create
+   or register call are the service's tag-on-create action).
+2. The port traits those adapters implement, and their methods. Their names are unique across
+   the ports, and no other library function has one, so a method call ``.service(`` is a call
+   of that port method.
+3. ``functions/<fn>/src/main.rs`` and everything it reaches in the library: a free call is
+   followed to the function of that name in the module it is imported from (or the same
+   module), ``Type::f(`` to ``f`` of that type's impl blocks, ``module::f(`` to that module's
+   ``f``, and a method call ``.f(`` to every library method named ``f`` (an
+   over-approximation only among methods of the same name). The port methods met on the way
+   are what the binary calls.
+4. The adapters the binary can use: the ``AwsClients`` fields its ``main.rs`` passes
+   (``aws.ecs``…) and the ``Sdk…`` adapters named in ``main.rs`` or in library code it
+   reaches (``SdkSecretStore::from_conf`` inside ``dynatrace::from_env``). A reached port
+   method whose port none of those adapters implements is served by another implementation
+   (the Dynatrace HTTP client) and needs no AWS action.
 
-Test code (``#[cfg(test)]`` items) is ignored. The derivation is strict: an SDK call in an
-adapter that no port method reaches, a ``.send()`` that is not on ``self.client``, a use of
-the ``client()`` escape hatch outside the adapters, SDK requests sent from a file that is not an
-adapter, or a step calling a port whose adapter its binary does not pass, is an error rather
-than a silent gap.
+Test code (``#[cfg(test)]`` items), the fakes and ``aws/mod.rs`` (which builds every client)
+are not followed. The derivation is strict: an SDK call in an adapter that no port method
+reaches, a ``.send()`` that is not on the adapter's client, a use of the ``client()`` escape
+hatch outside the adapters, SDK requests sent from a file that is not an adapter, an SDK client
+built in a ``main.rs``, or a port method name shared with another library function, is an
+error rather than a silent gap.
 """
 
 from __future__ import annotations
@@ -147,29 +155,7 @@ def without_test_items(code: str) -> str:
 
 def fn_bodies(code: str) -> list[tuple[str, str]]:
     """``(name, body)`` of every ``fn name(…) … { body }`` in ``code`` (nested ones too)."""
-    found = []
-    for m in re.finditer(r"\bfn\s+([a-z_][a-z0-9_]*)\b", code):
-        # The body starts at the first `{` after the signature; a `;` first means a
-        # declaration without a body (trait method).
-        j = m.end()
-        depth = 0
-        while j < len(code):
-            ch = code[j]
-            if ch in "(<[":
-                depth += 1
-            elif ch in ")>]":
-                depth -= 1
-            elif ch == ";" and depth <= 0:
-                j = -1
-                break
-            elif ch == "{" and depth <= 0:
-                break
-            j += 1
-        if j < 0 or j >= len(code):
-            continue
-        end = matching_brace(code, j)
-        found.append((m.group(1), code[j + 1 : end]))
-    return found
+    return [(name, body) for name, body, _ in fn_bodies_at(code)]
 
 
 def impl_blocks(code: str) -> list[tuple[str | None, str, str]]:
@@ -190,13 +176,130 @@ def pascal(snake: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Adapters: port method → SDK operations (and implied actions).
+# Items: functions with the impl block they belong to.
 
 
 @dataclass
-class SdkCall:
-    operation: str  # snake_case SDK operation
-    setters: list[str]  # request fields set on the fluent builder
+class Item:
+    name: str
+    body: str
+    module: str  # `steps::validate`
+    owner: str | None  # the impl block's type, None for a free function
+    trait: str | None  # the impl block's trait, if any
+    is_method: bool  # takes self
+    #: the types its signature names (parameters, return type, bounds)
+    signature_types: frozenset[str] = frozenset()
+
+
+def impl_headers(code: str) -> list[tuple[int, int, str | None, str]]:
+    """``(body_start, body_end, trait, type)`` of every ``impl`` block, generics dropped."""
+    found = []
+    for m in re.finditer(r"(?m)^[ \t]*impl\b", code):
+        i = m.end()
+        # Skip `<…>` generic parameters.
+        while i < len(code) and code[i].isspace():
+            i += 1
+        if i < len(code) and code[i] == "<":
+            depth = 0
+            while i < len(code):
+                if code[i] == "<":
+                    depth += 1
+                elif code[i] == ">":
+                    depth -= 1
+                    if depth == 0:
+                        i += 1
+                        break
+                i += 1
+        brace = code.find("{", i)
+        if brace < 0:
+            continue
+        header = code[i:brace]
+        header = header.split(" where ")[0].split("\nwhere")[0]
+        # Drop generic arguments: `Trigger<'_, X, E, S>` → `Trigger`.
+        flat, depth = [], 0
+        for ch in header:
+            if ch == "<":
+                depth += 1
+            elif ch == ">":
+                depth -= 1
+            elif depth == 0:
+                flat.append(ch)
+        header = "".join(flat)
+        mm = re.match(r"\s*(?:([\w:]+)\s+for\s+)?&?(?:'\w+\s+)?([\w:]+)", header)
+        if not mm:
+            continue
+        trait = mm.group(1).split("::")[-1] if mm.group(1) else None
+        found.append((brace, matching_brace(code, brace), trait, mm.group(2).split("::")[-1]))
+    return found
+
+
+def items_of(code: str, module: str) -> list[Item]:
+    impls = impl_headers(code)
+    items = []
+    for name, body, start in fn_bodies_at(code):
+        owner = trait = None
+        for b, e, t, ty in impls:
+            if b < start < e:
+                owner, trait = ty, t
+        sig = code[start : start + 400].split("{", 1)[0]
+        is_method = bool(re.search(r"\(\s*&?\s*(?:'\w+\s+)?(?:mut\s+)?self\b", sig))
+        signature_types = frozenset(re.findall(r"\b([A-Z][A-Za-z0-9]*)\b", sig))
+        items.append(Item(name, body, module, owner, trait, is_method, signature_types))
+    return items
+
+
+def fn_bodies_at(code: str) -> list[tuple[str, str, int]]:
+    """``(name, body, offset of fn)`` of every function with a body."""
+    found = []
+    for m in re.finditer(r"\bfn\s+([a-z_][a-z0-9_]*)\b", code):
+        # The body starts at the first `{` after the signature; a `;` first means a
+        # declaration without a body (trait method).
+        j, depth = m.end(), 0
+        while j < len(code):
+            ch = code[j]
+            if ch in "(<[":
+                depth += 1
+            elif ch in ")>]":
+                depth -= 1
+            elif ch == ";" and depth <= 0:
+                j = -1
+                break
+            elif ch == "{" and depth <= 0:
+                break
+            j += 1
+        if j < 0 or j >= len(code):
+            continue
+        found.append((m.group(1), code[j + 1 : matching_brace(code, j)], m.start()))
+    return found
+
+
+def imports_of(code: str, root: str) -> dict[str, str]:
+    """Name → module path of the `use <root>::…` lines (`crate` or `bluegreen`)."""
+    imports = {}
+    for m in re.finditer(rf"\buse\s+{root}::([\w:]+?)(?:::\{{([^}}]*)\}}|::(\w+))\s*;", code):
+        base, group, single = m.group(1), m.group(2), m.group(3)
+        names = [single] if single else [g.strip() for g in group.split(",")]
+        for item in names:
+            if not item or item == "self":
+                continue
+            if "::" in item:  # `workflow::WorkflowConfig`
+                sub, leaf = item.rsplit("::", 1)
+                imports[leaf] = f"{base}::{sub}"
+            else:
+                imports[item] = base
+    return imports
+
+
+def module_path(src_root: Path, file: Path) -> str:
+    rel = file.relative_to(src_root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "mod":
+        parts = parts[:-1]
+    return "::".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters: port method → SDK operations (and implied actions).
 
 
 @dataclass
@@ -207,11 +310,17 @@ class Adapter:
     trait: str
     #: port method → the IAM actions it needs, each with why (the SDK call it comes from).
     actions: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: every SDK operation sent in the file's non-test code.
+    #: every SDK operation sent in the impl's code.
     operations: set[str] = field(default_factory=set)
 
 
-SDK_CALL = re.compile(r"self\s*\.\s*client\s*\.\s*([a-z_][a-z0-9_]*)\s*\(\s*\)")
+@dataclass
+class SdkCall:
+    operation: str  # snake_case SDK operation
+    setters: list[str]  # request fields set on the fluent builder
+
+
+SDK_CALL = re.compile(r"self\s*\.\s*client\s*(?:\(\s*\))?\s*\.\s*([a-z_][a-z0-9_]*)\s*\(\s*\)")
 
 
 def sdk_calls(body: str) -> list[SdkCall]:
@@ -236,53 +345,90 @@ def actions_of(call: SdkCall, prefix: str) -> dict[str, str]:
     return acts
 
 
+def sdk_structs(files: list[Path]) -> dict[str, str]:
+    """``Sdk…`` adapter struct → SDK crate, from the files that `use aws_sdk_<x>::Client;`."""
+    structs = {}
+    for path in files:
+        code = read_code(path)
+        m = re.search(r"use\s+aws_sdk_([a-z0-9]+)::Client\s*;", code)
+        if not m:
+            continue
+        crate = m.group(1)
+        if crate not in IAM_PREFIX:
+            raise DerivationError(f"{path}: SDK crate aws_sdk_{crate} has no IAM prefix in IAM_PREFIX")
+        found = re.findall(r"pub\s+struct\s+(Sdk\w+)", code)
+        if not found:
+            raise DerivationError(f"{path}: uses an SDK client but defines no `pub struct Sdk…` adapter")
+        for struct in found:
+            structs[struct] = crate
+    return structs
+
+
+def analyze_adapters(files: list[Path]) -> list[Adapter]:
+    """Every ``impl <Port> for Sdk…`` of ``files``, with what each method sends."""
+    structs = sdk_structs(files)
+    helpers: dict[str, dict[str, str]] = {s: {} for s in structs}
+    impls: list[tuple[Path, str, str, str]] = []  # file, trait, struct, body
+    sends: dict[Path, int] = {}
+    for path in files:
+        code = read_code(path)
+        for b, e, trait, ty in impl_headers(code):
+            if ty not in structs:
+                continue
+            body = code[b + 1 : e]
+            if trait is None:
+                helpers[ty].update({n: bd for n, bd, _ in fn_bodies_at(body)})
+            else:
+                impls.append((path, trait, ty, body))
+        if any(ty in structs for _, _, _, ty in impl_headers(code)):
+            sent = len(re.findall(r"\.\s*send\s*\(\s*\)", code))
+            calls = len(SDK_CALL.findall(code))
+            if sent != calls:
+                raise DerivationError(
+                    f"{path}: {sent} `.send()` but {calls} `self.client.<op>()` calls; every SDK call must go through the adapter's client"
+                )
+            sends[path] = sent
+    adapters = []
+    for path, trait, struct, body in impls:
+        prefix = IAM_PREFIX[structs[struct]]
+
+        def reach(code: str, seen: frozenset[str], struct=struct, prefix=prefix) -> dict[str, str]:
+            acts: dict[str, str] = {}
+            for call in sdk_calls(code):
+                acts.update(actions_of(call, prefix))
+            for h in re.findall(r"self\s*\.\s*([a-z_][a-z0-9_]*)\s*\(", code):
+                if h in helpers[struct] and h not in seen:
+                    acts.update(reach(helpers[struct][h], seen | {h}))
+            return acts
+
+        a = Adapter(path, structs[struct], struct, trait)
+        a.actions = {name: reach(b, frozenset()) for name, b, _ in fn_bodies_at(body)}
+        a.operations = {c.operation for c in sdk_calls(body)}
+        for h in helpers[struct].values():
+            a.operations |= {c.operation for c in sdk_calls(h)}
+        adapters.append(a)
+    # Every SDK operation of a struct is reached by some port method.
+    for struct, crate in structs.items():
+        prefix = IAM_PREFIX[crate]
+        ops = {c.operation for h in helpers[struct].values() for c in sdk_calls(h)}
+        ops |= {c.operation for a in adapters if a.struct == struct for c in sdk_calls_all(a)}
+        reached = {act for a in adapters if a.struct == struct for acts in a.actions.values() for act in acts}
+        for op in ops:
+            if f"{prefix}:{pascal(op)}" not in reached:
+                raise DerivationError(f"{struct}: SDK operation {op} is called but no port method reaches it")
+    return adapters
+
+
+def sdk_calls_all(a: Adapter) -> list[SdkCall]:
+    return [SdkCall(op, []) for op in a.operations]
+
+
 def analyze_adapter(path: Path) -> Adapter:
-    code = read_code(path)
-    m = re.search(r"use\s+aws_sdk_([a-z0-9]+)::Client\s*;", code)
-    if not m:
-        raise DerivationError(f"{path}: no `use aws_sdk_<service>::Client;`")
-    crate = m.group(1)
-    if crate not in IAM_PREFIX:
-        raise DerivationError(f"{path}: SDK crate aws_sdk_{crate} has no IAM prefix in IAM_PREFIX")
-    prefix = IAM_PREFIX[crate]
-    blocks = impl_blocks(code)
-    trait_impls = [(t, s, b) for t, s, b in blocks if t is not None]
-    if len(trait_impls) != 1:
-        raise DerivationError(f"{path}: expected exactly one `impl <Port> for <Adapter>`, found {len(trait_impls)}")
-    trait, struct, trait_body = trait_impls[0]
-    helpers: dict[str, str] = {}
-    for t, s, b in blocks:
-        if t is None and s == struct:
-            helpers.update(fn_bodies(b))
-    methods = dict(fn_bodies(trait_body))
-
-    def reach(body: str, seen: frozenset[str]) -> dict[str, str]:
-        acts: dict[str, str] = {}
-        for call in sdk_calls(body):
-            acts.update(actions_of(call, prefix))
-        for h in re.findall(r"self\s*\.\s*([a-z_][a-z0-9_]*)\s*\(", body):
-            if h in helpers and h not in seen:
-                acts.update(reach(helpers[h], seen | {h}))
-        return acts
-
-    adapter = Adapter(path, crate, struct, trait)
-    adapter.actions = {name: reach(body, frozenset()) for name, body in methods.items()}
-    sent = len(re.findall(r"\.\s*send\s*\(\s*\)", code))
-    calls = SDK_CALL.findall(code)
-    if sent != len(calls):
-        raise DerivationError(
-            f"{path}: {sent} `.send()` but {len(calls)} `self.client.<op>()` calls; every SDK call must go through self.client"
-        )
-    adapter.operations = set(calls)
-    reached = {a for acts in adapter.actions.values() for a in acts}
-    for op in adapter.operations:
-        if f"{prefix}:{pascal(op)}" not in reached:
-            raise DerivationError(f"{path}: SDK operation {op} is called but no {trait} method reaches it")
-    return adapter
-
-
-# --------------------------------------------------------------------------------------------
-# Ports and steps: which port methods a step entry point reaches.
+    """The one adapter of a file that defines its struct and implements one port."""
+    adapters = analyze_adapters([path])
+    if len(adapters) != 1:
+        raise DerivationError(f"{path}: expected exactly one `impl <Port> for <Adapter>`, found {len(adapters)}")
+    return adapters[0]
 
 
 def port_traits(path: Path) -> dict[str, set[str]]:
@@ -295,75 +441,90 @@ def port_traits(path: Path) -> dict[str, set[str]]:
     return traits
 
 
+# --------------------------------------------------------------------------------------------
+# Reachability from a binary's main.rs.
+
+
 @dataclass
-class Module:
-    path: str  # `steps::validate`
-    fns: dict[str, list[str]]  # name → bodies
-    imports: dict[str, str]  # name → module path
+class Library:
+    items: list[Item]
+    imports: dict[str, dict[str, str]]  # module → its imports
+    modules: set[str]
+    #: type → the types its definition names (a struct's field types, an enum's payloads):
+    #: a value of a type carries values of these, whose methods the code can call.
+    contains: dict[str, set[str]] = field(default_factory=dict)
+
+    def free(self, module: str, name: str) -> list[Item]:
+        return [i for i in self.items if i.module == module and i.name == name and i.owner is None]
+
+    def of_type(self, ty: str, name: str) -> list[Item]:
+        return [i for i in self.items if i.owner == ty and i.name == name]
+
+    def methods(self, name: str) -> list[Item]:
+        return [i for i in self.items if i.is_method and i.name == name]
 
 
-def module_path(src_root: Path, file: Path) -> str:
-    rel = file.relative_to(src_root).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "mod":
-        parts = parts[:-1]
-    return "::".join(parts)
+def reach(lib: Library, start_body: str, start_imports: dict[str, str], port_methods: set[str]) -> tuple[set[str], set[str]]:
+    """The port methods and the ``Sdk…`` names reached from ``start_body``.
 
-
-def library_modules(src_root: Path) -> dict[str, Module]:
-    modules = {}
-    for file in sorted(src_root.rglob("*.rs")):
-        rel = file.relative_to(src_root)
-        if rel.parts[0] == "aws" or file.name in ("fakes.rs", "lib.rs"):
-            continue
-        code = read_code(file)
-        fns: dict[str, list[str]] = {}
-        for name, body in fn_bodies(code):
-            fns.setdefault(name, []).append(body)
-        imports = {}
-        for m in re.finditer(r"\buse\s+crate::([\w:]+?)(?:::\{([^}]*)\}|::(\w+))\s*;", code):
-            base, group, single = m.group(1), m.group(2), m.group(3)
-            if group is not None:
-                for item in group.split(","):
-                    item = item.strip()
-                    if item and item != "self":
-                        imports[item] = base
-            else:
-                imports[single] = base
-        modules[module_path(src_root, file)] = Module(module_path(src_root, file), fns, imports)
-    return modules
-
-
-def port_calls(modules: dict[str, Module], start_module: str, start_fn: str, port_methods: set[str]) -> set[str]:
-    """Port methods reached from ``start_module::start_fn``, following helper calls."""
-    reached: set[str] = set()
-    seen: set[tuple[str, str]] = set()
-    todo = [(start_module, start_fn)]
-    while todo:
-        mod, name = todo.pop()
-        if (mod, name) in seen:
-            continue
-        seen.add((mod, name))
-        module = modules.get(mod)
-        if module is None or name not in module.fns:
-            continue
-        for body in module.fns[name]:
-            reached |= {m for m in re.findall(r"\.\s*([a-z_][a-z0-9_]*)\s*\(", body) if m in port_methods}
-            for qual, callee in re.findall(r"\b((?:[a-z_][a-z0-9_]*::)*)([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(", body):
-                if qual:
-                    path = qual.rstrip(":").removeprefix("crate::")
-                    parent = mod.rsplit("::", 1)[0] if "::" in mod else ""
-                    for candidate in (path, f"{parent}::{path}" if parent else path, f"{mod}::{path}"):
-                        if candidate in modules:
-                            todo.append((candidate, callee))
-                            break
-                    continue
-                # A method call `.x(` is not a free function; a local fn wins over an import.
-                if callee in module.fns:
-                    todo.append((mod, callee))
-                elif callee in module.imports:
-                    todo.append((module.imports[callee], callee))
-    return reached
+    A method call ``.f(`` is followed only into methods of types the reached code names
+    (constructs, calls an associated function of, takes or returns), or that the definitions
+    of those types name (a field of a named type): a method of a type the binary never has cannot be what it
+    calls. That keeps ``.status(`` on an HTTP response from reaching the
+    webhook's ``status``. The types named grow as code is reached, so this runs to a fixpoint.
+    """
+    ports: set[str] = set()
+    types: set[str] = set(re.findall(r"\b([A-Z][A-Za-z0-9]*)\b", start_body))
+    while True:
+        before = (len(ports), len(types))
+        seen: set[int] = set()
+        sdk_names: set[str] = set()
+        todo: list[tuple[str, str, dict[str, str], str | None]] = [(start_body, "", start_imports, None)]
+        while todo:
+            body, module, imports, owner = todo.pop()
+            sdk_names |= set(re.findall(r"\b(Sdk\w+)\b", body))
+            types |= set(re.findall(r"\b([A-Z][A-Za-z0-9]*)\b", body))
+            targets: list[Item] = []
+            for m in re.finditer(r"(\.\s*|(?:\b[\w]+::)+)?\b([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(", body):
+                qual, name = (m.group(1) or "").strip(), m.group(2)
+                if qual.startswith("."):
+                    if name in port_methods:
+                        ports.add(name)
+                    else:
+                        targets += [t for t in lib.methods(name) if t.owner in types]
+                elif qual:
+                    path = [p for p in qual.split("::") if p]
+                    if path and path[0] in ("bluegreen", "crate"):
+                        path = path[1:]
+                    if path and path[-1][:1].isupper():
+                        ty = owner if path[-1] == "Self" else path[-1]
+                        targets += lib.of_type(ty, name) if ty else []
+                    elif path:
+                        mod = "::".join(path)
+                        if mod not in lib.modules and path[0] in imports:
+                            mod = "::".join([imports[path[0]], *path])
+                        if mod not in lib.modules and module:
+                            parent = module.rsplit("::", 1)[0] if "::" in module else ""
+                            for cand in (f"{module}::{mod}", f"{parent}::{mod}" if parent else mod):
+                                if cand in lib.modules:
+                                    mod = cand
+                                    break
+                        targets += lib.free(mod, name)
+                else:
+                    local = lib.free(module, name) if module else []
+                    if local:
+                        targets += local
+                    elif name in imports:
+                        targets += lib.free(imports[name], name)
+            for t in targets:
+                types |= t.signature_types
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    todo.append((t.body, t.module, lib.imports.get(t.module, {}), t.owner))
+        for ty in list(types):
+            types |= lib.contains.get(ty, set())
+        if (len(ports), len(types)) == before:
+            return ports, sdk_names
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,36 +534,45 @@ def port_calls(modules: dict[str, Module], start_module: str, start_fn: str, por
 @dataclass
 class FunctionCalls:
     name: str  # `create-green`
-    step_module: str  # `steps::create_green`
-    step_fn: str
-    adapters: list[str]  # AwsClients fields passed: `ecs`, `elb`, `ecr`
-    ports: set[str]  # port methods reached
+    adapters: list[str]  # the Sdk… adapters the binary can use
+    ports: set[str]  # port methods reached (served by an SDK adapter)
     #: IAM action → why (the port method and SDK call it comes from)
     actions: dict[str, str]
 
 
 def adapter_paths(src: Path) -> list[Path]:
-    """The library's SDK adapters: every file whose non-test code does `use aws_sdk_<x>::Client;`."""
-    return [p for p in sorted(src.rglob("*.rs")) if re.search(r"\buse\s+aws_sdk_[a-z0-9]+::Client\s*;", read_code(p))]
+    """Library files with adapter code: those that use an SDK client or implement a port for an
+    ``Sdk…`` struct."""
+    files = sorted(src.rglob("*.rs"))
+    structs = sdk_structs(files)
+    found = []
+    for p in files:
+        code = read_code(p)
+        if re.search(r"\buse\s+aws_sdk_[a-z0-9]+::Client\s*;", code) or any(
+            ty in structs for _, _, _, ty in impl_headers(code)
+        ):
+            found.append(p)
+    return found
 
 
 def derive(root: Path) -> dict[str, FunctionCalls]:
     """The AWS actions of every function under ``functions/``, keyed by function name."""
     src = root / "crates/bluegreen/src"
-    adapters = {}
-    for path in adapter_paths(src):
-        a = analyze_adapter(path)
-        if a.trait in adapters:
-            raise DerivationError(f"{a.trait} has two SDK adapters: {adapters[a.trait].file} and {path}")
-        adapters[a.trait] = a
+    files = [p for p in sorted(src.rglob("*.rs")) if p.name != "fakes.rs"]
+    adapters = analyze_adapters(files)
     if not adapters:
         raise DerivationError(f"no SDK adapter found under {src}")
+    by_trait: dict[str, Adapter] = {}
+    for a in adapters:
+        if a.trait in by_trait:
+            raise DerivationError(f"{a.trait} has two SDK adapters: {by_trait[a.trait].struct} and {a.struct}")
+        by_trait[a.trait] = a
     traits: dict[str, set[str]] = {}
-    for path in sorted(src.rglob("*.rs")):
+    for path in files:
         for name, methods in port_traits(path).items():
-            if name in adapters:
+            if name in by_trait:
                 traits[name] = methods
-    for trait, a in adapters.items():
+    for trait, a in by_trait.items():
         if trait not in traits:
             raise DerivationError(f"{a.file}: implements {trait}, whose trait definition was not found")
         missing = traits[trait] - set(a.actions)
@@ -413,56 +583,71 @@ def derive(root: Path) -> dict[str, FunctionCalls]:
     if dupes:
         raise DerivationError(f"port method names must be unique across the AWS ports to be attributed: {dupes}")
     port_methods = set(names)
+    port_of = {m: t for t, ms in traits.items() for m in ms}
 
-    adapter_files = {a.file for a in adapters.values()}
-    for file in sorted(src.rglob("*.rs")):
-        if file in adapter_files:
-            continue
+    adapter_files = set(adapter_paths(src))
+    items: list[Item] = []
+    imports: dict[str, dict[str, str]] = {}
+    contains: dict[str, set[str]] = {}
+    for file in files:
         code = read_code(file)
-        if re.search(r"\.\s*client\s*\(\s*\)", code):
-            raise DerivationError(f"{file}: uses an adapter's client() outside the adapters, which the derivation cannot see")
-        if re.search(r"\baws_sdk_", code) and re.search(r"\.\s*send\s*\(\s*\)", code):
-            raise DerivationError(f"{file}: sends AWS SDK requests outside an adapter (`use aws_sdk_<x>::Client;` + `impl <Port> for <Adapter>`)")
+        module = module_path(src, file)
+        for m in re.finditer(r"\b(?:struct|enum)\s+([A-Z]\w*)[^{;]*\{", code):
+            body = code[m.end() : matching_brace(code, m.end() - 1)]
+            contains.setdefault(m.group(1), set()).update(re.findall(r"\b([A-Z][A-Za-z0-9]*)\b", body))
+        if file not in adapter_files:
+            if re.search(r"\.\s*client\s*\(\s*\)", code):
+                raise DerivationError(f"{file}: uses an adapter's client() outside the adapters, which the derivation cannot see")
+            if re.search(r"\baws_sdk_", code) and re.search(r"\.\s*send\s*\(\s*\)", code):
+                raise DerivationError(f"{file}: sends AWS SDK requests outside an adapter")
+        if module.split("::")[0] == "aws" or module == "lib":
+            continue  # the adapters and the client factory are not followed
+        imports[module] = imports_of(code, "crate")
+        for it in items_of(code, module):
+            if it.owner and it.owner.startswith("Sdk"):
+                continue  # adapter impls (e.g. SdkSecretStore's own file)
+            items.append(it)
+    clashes = sorted({i.name for i in items if i.name in port_methods and i.trait not in traits})
+    if clashes:
+        raise DerivationError(f"library functions named like a port method, which method calls cannot tell apart: {clashes}")
+    lib = Library(items, imports, set(imports), contains)
+
     mod_code = read_code(src / "aws/mod.rs")
     fields = dict(re.findall(r"pub\s+(\w+)\s*:\s*(Sdk\w+)\s*,", mod_code))
-    struct_trait = {a.struct: a.trait for a in adapters.values()}
+    struct_traits: dict[str, set[str]] = {}
+    for a in adapters:
+        struct_traits.setdefault(a.struct, set()).add(a.trait)
 
-    modules = library_modules(src)
     result = {}
     for main in sorted(root.glob("functions/*/src/main.rs")):
         name = main.parent.parent.name
         code = read_code(main)
         if re.search(r"aws_sdk_\w+|\.\s*client\s*\(", code):
             raise DerivationError(f"{main}: builds or uses SDK clients directly; go through the library's adapters")
-        m = re.search(r"use\s+bluegreen::steps::(\w+)::(\w+)\s*;", code)
-        if not m:
-            raise DerivationError(f"{main}: no `use bluegreen::steps::<step>::<fn>;`")
-        step_module, step_fn = f"steps::{m.group(1)}", m.group(2)
-        if not re.search(rf"\b{step_fn}\s*\(", code[m.end() :]):
-            raise DerivationError(f"{main}: never calls {step_fn}")
-        # The adapters the binary hands to its step: AwsClients fields, and adapters it builds.
-        passed = sorted(set(re.findall(r"\baws\s*\.\s*(\w+)", code)) & set(fields))
-        structs = {fields[p] for p in passed} | (set(re.findall(r"\b(Sdk\w+)", code)) & set(struct_trait))
-        reached = port_calls(modules, step_module, step_fn, port_methods)
-        allowed_traits = {struct_trait[s] for s in structs}
+        ports, sdk_names = reach(lib, code, imports_of(code, "bluegreen"), port_methods)
+        passed = set(re.findall(r"\baws\s*\.\s*(\w+)", code)) & set(fields)
+        structs = {fields[p] for p in passed} | (sdk_names & set(struct_traits))
+        usable = {t for s in structs for t in struct_traits[s]}
         actions: dict[str, str] = {}
-        for method in sorted(reached):
-            trait = next(t for t, ms in traits.items() if method in ms)
-            if trait not in allowed_traits:
-                raise DerivationError(f"{name}: {step_fn} calls {trait}::{method} but main.rs does not pass that adapter")
-            for action, why in adapters[trait].actions[method].items():
+        served = set()
+        for method in sorted(ports):
+            trait = port_of[method]
+            if trait not in usable:
+                continue  # served by another implementation, or by no adapter this binary has
+            served.add(method)
+            for action, why in by_trait[trait].actions[method].items():
                 actions.setdefault(action, f"{trait}::{method} → {why}")
-        result[name] = FunctionCalls(name, step_module, step_fn, sorted(structs), reached, actions)
+        result[name] = FunctionCalls(name, sorted(structs), served, actions)
     if not result:
         raise DerivationError("no functions/*/src/main.rs found")
     return result
 
 
 def all_adapter_operations(root: Path) -> dict[str, tuple[str, set[str]]]:
-    """Every SDK operation each adapter file sends, with the file's IAM prefix."""
+    """Every SDK operation each adapter (struct and port) sends, with its IAM prefix."""
     src = root / "crates/bluegreen/src"
-    adapters = (analyze_adapter(p) for p in adapter_paths(src))
-    return {a.file.relative_to(src).as_posix(): (IAM_PREFIX[a.sdk_crate], a.operations) for a in adapters}
+    files = [p for p in sorted(src.rglob("*.rs")) if p.name != "fakes.rs"]
+    return {f"{a.struct}/{a.trait}": (IAM_PREFIX[a.sdk_crate], a.operations) for a in analyze_adapters(files)}
 
 
 if __name__ == "__main__":
@@ -470,6 +655,6 @@ if __name__ == "__main__":
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
     for fn, calls in derive(root).items():
-        print(f"{fn} ({calls.step_module}::{calls.step_fn}, adapters {', '.join(calls.adapters)})")
+        print(f"{fn} (adapters {', '.join(calls.adapters)})")
         for action, why in sorted(calls.actions.items()):
             print(f"  {action:50} {why}")

@@ -112,7 +112,7 @@ impl SecretToken {
     }
 
     /// `id dt0c01.PUBLIC`, or a description that names no part of the value.
-    pub(crate) fn describe(&self) -> String {
+    pub(crate) fn described(&self) -> String {
         match self.id() {
             Some(id) => format!("id {id}"),
             None => "not in dynatrace's token format, id unknown".to_string(),
@@ -574,7 +574,7 @@ mod tests {
             format!("{token:?}"),
             format!("{token}"),
             format!("{:?}", Some(&token)),
-            token.describe(),
+            token.described(),
         ] {
             assert!(!shown.contains(&secret), "{shown}");
         }
@@ -590,7 +590,7 @@ mod tests {
         assert_eq!(token.id(), None);
         assert_eq!(format!("{token:?}"), "SecretToken(<redacted>)");
         assert_eq!(token.to_string(), "<redacted>");
-        assert!(!token.describe().contains("hunter2"));
+        assert!(!token.described().contains("hunter2"));
     }
 
     #[test]

@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "an operator".into());
     let conf = sdk_config().await;
-    let sfn = SdkSfn::new(aws_sdk_sfn::Client::new(&conf));
+    let sfn = SdkSfn::from_conf(&conf);
     let aws = AwsClients::from_conf(&conf);
     let outcome = match command.as_str() {
         "status" => operations::status(&sfn, arn).await.map(|s| {
@@ -104,7 +104,7 @@ fn check_catalogue(path: &str) -> ExitCode {
         }
     };
     for entry in loaded.catalogue.entries() {
-        let (cluster, service) = entry.service();
+        let (cluster, service) = entry.target();
         println!(
             "{}: pushes of {}:{} deploy service {service} of cluster {cluster}",
             entry.name,

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let workflow = WorkflowConfig::from_env().inspect_err(fail)?;
     let aws = AwsClients::from_conf(&conf);
     let secrets = SdkSecretStore::from_conf(&conf);
-    let sfn = SdkSfn::new(aws_sdk_sfn::Client::new(&conf));
+    let sfn = SdkSfn::from_conf(&conf);
     let rotator = Rotator {
         secrets: &secrets,
         admin: &admin,

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     catalogue.load().inspect_err(fail)?;
     let conf = sdk_config().await;
     let aws = AwsClients::from_conf(&conf);
-    let sfn = SdkSfn::new(aws_sdk_sfn::Client::new(&conf));
+    let sfn = SdkSfn::from_conf(&conf);
     let tokens = config
         .token_secret
         .as_deref()

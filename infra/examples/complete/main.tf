@@ -375,4 +375,28 @@ module "deployer" {
   lambda_package_dir         = var.lambda_package_dir
   alarm_actions              = var.alarm_actions
   tags                       = var.tags
+
+  # Dynatrace verification, deployment events and token rotation (null: none of them).
+  dynatrace_api_url = var.dynatrace_api_url
+  rotation_enabled  = var.dynatrace_api_url != null && var.rotation_enabled
+
+  # Pushes of a tag matching release_tag_pattern deploy the service through the trigger;
+  # the webhook lets a Spinnaker Webhook stage start, follow and abort deploys.
+  webhook_enabled = var.webhook_enabled
+  catalogue = {
+    defaults = {
+      strategy = { type = "canary", percent = 10, bakeSeconds = 300 }
+    }
+    deployments = {
+      (var.name) = {
+        repository      = data.aws_ecr_repository.app.repository_url
+        tags            = [var.release_tag_pattern]
+        cluster         = aws_ecs_cluster.app.name
+        service         = var.name
+        container       = local.container_name
+        listenerArn     = aws_lb_listener.https.arn
+        targetGroupArns = [aws_lb_target_group.app["blue"].arn, aws_lb_target_group.app["green"].arn]
+      }
+    }
+  }
 }

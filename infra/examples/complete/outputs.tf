@@ -39,18 +39,43 @@ output "state_machine_arn" {
 }
 
 output "function_arns" {
-  description = "ARN of each step's Lambda function, by step name."
+  description = "ARN of each Lambda function, by function name."
   value       = module.deployer.function_arns
 }
 
 output "function_role_arns" {
-  description = "ARN of each step's role, by step name."
+  description = "ARN of each function's role, by function name."
   value       = module.deployer.function_role_arns
 }
 
-output "state_machine_role_arn" {
-  description = "ARN of the state machine's role."
-  value       = module.deployer.state_machine_role_arn
+output "state_machine_role_arns" {
+  description = "ARN of each state machine's role (deploy, rotate)."
+  value       = module.deployer.state_machine_role_arns
+}
+
+output "rotation_state_machine_arn" {
+  description = "ARN of the rotation workflow's state machine."
+  value       = module.deployer.rotation_state_machine_arn
+}
+
+output "deployer_token_secret_arn" {
+  description = "ARN of the secret of the deployer's own Dynatrace token: put its value with the AWS CLI."
+  value       = module.deployer.deployer_token_secret_arn
+}
+
+output "admin_token_secret_arn" {
+  description = "ARN of the secret of the Dynatrace token that rotations manage tokens with: put its value with the AWS CLI."
+  value       = module.deployer.admin_token_secret_arn
+}
+
+output "webhook_token_secret_arn" {
+  description = "ARN of the secret of the webhook's bearer token: put its value, and give Spinnaker the same."
+  value       = module.deployer.webhook_token_secret_arn
+}
+
+output "ecr_push_rule_arn" {
+  description = "ARN of the EventBridge rule whose ECR pushes start deploys."
+  value       = module.deployer.ecr_push_rule_arn
 }
 
 output "dynatrace_secret_arns" {
@@ -64,7 +89,7 @@ output "kms_key_arn" {
 }
 
 output "webhook_url" {
-  description = "The webhook URL for Spinnaker; null unless the module's trigger and webhook are enabled."
+  description = "The webhook URL for Spinnaker; null unless webhook_enabled."
   value       = module.deployer.webhook_url
 }
 

@@ -123,6 +123,30 @@ variable "lambda_package_dir" {
   default     = null
 }
 
+variable "release_tag_pattern" {
+  description = "Pushed image tags that deploy the service (the catalogue's `tags` filter: `*` any run of characters, `?` one character)."
+  type        = string
+  default     = "v*"
+}
+
+variable "dynatrace_api_url" {
+  description = "Your Dynatrace environment's API base URL (e.g. `https://abc12345.live.dynatrace.com`); null: no Dynatrace verification, events or rotation."
+  type        = string
+  default     = null
+}
+
+variable "rotation_enabled" {
+  description = "Rotate the Dynatrace secrets on the module's schedule (needs dynatrace_api_url and the admin token)."
+  type        = bool
+  default     = false
+}
+
+variable "webhook_enabled" {
+  description = "Give the deployer a webhook URL for a Spinnaker Webhook stage."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_actions" {
   description = "ARNs (e.g. SNS topics) notified when a deploy fails, times out or is aborted."
   type        = list(string)

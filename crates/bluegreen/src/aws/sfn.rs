@@ -18,6 +18,11 @@ impl SdkSfn {
         SdkSfn { client }
     }
 
+    /// An adapter over a client of `conf`.
+    pub fn from_conf(conf: &aws_config::SdkConfig) -> Self {
+        SdkSfn::new(Client::new(conf))
+    }
+
     /// The SDK client, for calls the port does not cover.
     pub fn client(&self) -> &Client {
         &self.client

@@ -172,12 +172,12 @@ impl Api {
         Err(match status {
             StatusCode::UNAUTHORIZED => Failure::Rejected(Error::Config(format!(
                 "dynatrace rejected the token ({}): {} answered {http}: {quoted}; put a valid token in the secret the function reads",
-                token.describe(),
+                token.described(),
                 op.name
             ))),
             StatusCode::FORBIDDEN => Failure::Other(Error::Config(format!(
                 "dynatrace rejected the token ({}): {} answered {http}, the token needs scope {}: {quoted}",
-                token.describe(),
+                token.described(),
                 op.name,
                 op.scope
             ))),

@@ -142,12 +142,12 @@ async fn remove_blue<E: Ecs + OperatorCommands, L: LoadBalancer>(
     };
     let Some(blue) = sides.blue else {
         info!(service = %d.service, "blue is already gone");
-        clear_command(ecs, d, &sides.service.arn).await;
+        forget_command(ecs, d, &sides.service.arn).await;
         return Ok(done(None));
     };
     if blue.is_draining() {
         info!(service = %d.service, task_set = %blue.id, "blue was removed already and is draining");
-        clear_command(ecs, d, &sides.service.arn).await;
+        forget_command(ecs, d, &sides.service.arn).await;
         return Ok(done(Some(blue.id)));
     }
     let green_tg = target_group_of(d, &green)?;
@@ -181,7 +181,7 @@ async fn remove_blue<E: Ecs + OperatorCommands, L: LoadBalancer>(
     info!(service = %d.service, task_set = %blue.id, target_group = %pair_blue_tg, "removing blue");
     ecs.delete_task_set(&d.cluster, &d.service, &blue.arn)
         .await?;
-    clear_command(ecs, d, &sides.service.arn).await;
+    forget_command(ecs, d, &sides.service.arn).await;
     Ok(done(Some(blue.id)))
 }
 
@@ -228,7 +228,7 @@ async fn remove_green<E: Ecs + OperatorCommands, L: LoadBalancer, D: Dynatrace>(
 ) -> Result<DrainBlueOutput> {
     let Some(green) = sides.green else {
         info!(service = %d.service, execution = %d.execution_name, "no green task set; nothing to remove");
-        clear_command(ecs, d, &sides.service.arn).await;
+        forget_command(ecs, d, &sides.service.arn).await;
         return Ok(DrainBlueOutput {
             action: DrainAction::RemoveGreen,
             primary_task_set_id: sides.service.primary().map(|p| p.id.clone()),
@@ -240,7 +240,7 @@ async fn remove_green<E: Ecs + OperatorCommands, L: LoadBalancer, D: Dynatrace>(
     let green_tg = target_group_of(d, &green)?;
     if green.is_draining() {
         info!(service = %d.service, task_set = %green.id, "green was removed already and is draining");
-        clear_command(ecs, d, &sides.service.arn).await;
+        forget_command(ecs, d, &sides.service.arn).await;
         let wait_seconds = drain_delay(elb, d, green_tg).await?;
         return Ok(DrainBlueOutput {
             action: DrainAction::RemoveGreen,
@@ -299,7 +299,7 @@ async fn remove_green<E: Ecs + OperatorCommands, L: LoadBalancer, D: Dynatrace>(
         )
         .await;
     }
-    clear_command(ecs, d, &sides.service.arn).await;
+    forget_command(ecs, d, &sides.service.arn).await;
     Ok(DrainBlueOutput {
         action: DrainAction::RemoveGreen,
         primary_task_set_id: primary,
@@ -376,7 +376,7 @@ async fn release_of<E: Ecs>(
 }
 
 /// Removes an operator command left for the execution; a failure is logged, not fatal.
-async fn clear_command<E: OperatorCommands>(ecs: &E, d: &Deployment, service_arn: &str) {
+async fn forget_command<E: OperatorCommands>(ecs: &E, d: &Deployment, service_arn: &str) {
     if let Err(e) = ecs.clear_command(service_arn, &d.execution_name).await {
         warn!(service = %d.service, execution = %d.execution_name, error = %e, "could not clear the operator command left on the service");
     }

@@ -80,7 +80,7 @@ impl Entry {
     }
 
     /// The ECS cluster and service it deploys.
-    pub fn service(&self) -> (&str, &str) {
+    pub fn target(&self) -> (&str, &str) {
         let field = |k: &str| {
             self.input
                 .get(k)
@@ -155,9 +155,9 @@ impl Catalogue {
             )));
         }
         let same = |a: &str, b: &str| last_segment(a) == last_segment(b);
-        let (cluster, service) = entry.service();
+        let (cluster, service) = entry.target();
         if let Some(other) = self.entries.values().find(|o| {
-            let (c, s) = o.service();
+            let (c, s) = o.target();
             same(c, cluster) && same(s, service)
         }) {
             return Err(Error::Config(format!(
@@ -510,7 +510,7 @@ mod tests {
         assert_eq!(input["image"], format!("{REPO}@{DIGEST}"));
         assert_eq!(input["strategy"], json!({"type": "canary", "percent": 10}));
         assert!(input.get("repository").is_none() && input.get("tags").is_none());
-        assert_eq!(e.service(), ("prod", "orders"));
+        assert_eq!(e.target(), ("prod", "orders"));
     }
 
     #[test]
