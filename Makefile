@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 STACK := local/stack.sh
 CARGO ?= cargo
 
-.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort rotate catalogue-check
+.PHONY: help tools build local-up local-down demo test unit e2e on-stack lint fmt-check clippy asl clean status approve promote abort rotate catalogue-check fuzz bench
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,8 +86,22 @@ status approve promote abort: build
 	@test -n "$(EXECUTION)" || { echo "usage: make $@ EXECUTION=<execution ARN>" >&2; exit 2; }
 	target/debug/bluegreen-ctl $@ "$(EXECUTION)"
 
+# Benchmarks: the release functions under a local Runtime API, and whole deploys on the stack.
+bench: tools build package ## measure functions and deploys on the local stack: writes bench/report.md
+	$(CARGO) build --release $(addprefix -p ,$(FUNCTIONS))
+	$(STACK) up
+	status=0; $(LOCAL_AWS) $(CARGO) run --quiet -p bench || status=$$?; $(STACK) down; exit $$status
+
+# Hostile input: cargo fuzz (installed into .tools/cargo) on every parser of outside input.
+CARGO_FUZZ := .tools/cargo/bin/cargo-fuzz
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --root .tools/cargo cargo-fuzz@0.13.2
+
+fuzz: $(VENV_STAMP) $(CARGO_FUZZ) ## run each fuzz target FUZZ_SECONDS (default 30), seeded from events/
+	local/fuzz.sh
+
 clean: local-down ## stop the stack and remove build output and tools
-	rm -rf target .tools .local node_modules
+	rm -rf target .tools .local node_modules fuzz/target fuzz/corpus fuzz/artifacts
 
 # ---- Real AWS: release packages, Terraform, checks of infra/ --------------------------------
 # The functions the Terraform module deploys; one zip each at target/lambda/<fn>/bootstrap.zip.

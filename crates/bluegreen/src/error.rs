@@ -87,6 +87,21 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 impl Error {
+    /// What went wrong, without the kind's prefix (`invalid input: …`), to quote inside
+    /// another message.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::InvalidInput(m)
+            | Error::PreconditionFailed(m)
+            | Error::DeploymentInProgress(m)
+            | Error::NotReady(m)
+            | Error::VerificationFailed(m)
+            | Error::Aborted(m)
+            | Error::Config(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable name the state machine matches on.
     pub fn error_type(&self) -> &'static str {
         match self {

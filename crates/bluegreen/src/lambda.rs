@@ -16,15 +16,34 @@ use crate::error::{Error, Result};
 /// # Errors
 /// [`Error::InvalidInput`] with the JSON path and serde's reason.
 pub fn parse_payload<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    let kind = json_kind(&value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path.is_empty() {
-            Error::InvalidInput(inner.to_string())
+            if kind == "an object" {
+                Error::InvalidInput(inner.to_string())
+            } else {
+                // serde's words for an array in place of a struct ("invalid length 0,
+                // expected struct …") say nothing to a caller.
+                Error::InvalidInput(format!("expected a JSON object, got {kind}"))
+            }
         } else {
             Error::InvalidInput(format!("{path}: {inner}"))
         }
     })
+}
+
+/// What kind of JSON value `v` is, for messages: "an object", "an array", "a string", …
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

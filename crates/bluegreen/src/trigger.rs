@@ -150,22 +150,11 @@ where
                     }
                 )
             }
-            other => json_kind(other).to_string(),
+            other => crate::lambda::json_kind(other).to_string(),
         };
         Err(Error::InvalidInput(format!(
             "the trigger takes an EventBridge ECR Image Action event or a Function URL request, not {keys}"
         )))
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -125,7 +125,8 @@ fn cbor_response(status: StatusCode, value: &Cbor) -> Response {
     .into_response()
 }
 
-fn cbor_error(status: StatusCode, code: &str, message: &str) -> Response {
+/// A CloudWatch error answer in CBOR.
+pub fn cbor_error(status: StatusCode, code: &str, message: &str) -> Response {
     cbor_response(
         status,
         &Cbor::Map(vec![

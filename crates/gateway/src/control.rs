@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::calls::CallFaultSpec;
 use crate::server::AppState;
 use crate::sim::{Fault, FaultMode, Millis, Sim, SimConfig, now_millis};
 
@@ -25,7 +26,7 @@ pub fn not_found(path: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no control call {path}: use /_local/health, /_local/state, /_local/config, /_local/faults, /_local/reset or /_local/dynatrace/{{tokens,metrics,events,queries,reset}}"
+            "no control call {path}: use /_local/health, /_local/state, /_local/config, /_local/faults, /_local/reset, /_local/calls, /_local/call-faults or /_local/dynatrace/{{tokens,metrics,events,queries,reset}}"
         ),
     )
 }
@@ -271,6 +272,51 @@ pub async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.sim().reset();
     tracing::info!("simulation reset");
     Json(json!({ "reset": true })).into_response()
+}
+
+/// `GET /_local/calls[?match=<text>]`: AWS calls by caller and IAM action since the last
+/// reset; with `match`, only recent calls whose request body contains the text.
+pub async fn get_calls(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let counts = state.calls().counts(query.get("match").map(String::as_str));
+    Json(json!({ "calls": counts })).into_response()
+}
+
+/// `DELETE /_local/calls`: forgets the counts.
+pub async fn reset_calls(State(state): State<Arc<AppState>>) -> Response {
+    state.calls().reset_counts();
+    Json(json!({ "reset": true })).into_response()
+}
+
+/// `GET /_local/call-faults`: the armed call faults and how often each hit.
+pub async fn get_call_faults(State(state): State<Arc<AppState>>) -> Response {
+    let faults = state.calls().faults().to_vec();
+    Json(json!({ "faults": faults })).into_response()
+}
+
+/// `POST /_local/call-faults`: arms a call fault (`crate::calls::CallFaultSpec`).
+pub async fn add_call_fault(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let spec: CallFaultSpec = match serde_json::from_slice(&body) {
+        Ok(spec) => spec,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid call fault: {e}")),
+    };
+    if let Err(message) = spec.validate() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid call fault: {message}"),
+        );
+    }
+    let fault = state.calls().add_fault(spec);
+    tracing::info!(id = fault.id, action = %fault.spec.action, kind = fault.spec.kind.name(), "call fault armed");
+    (StatusCode::CREATED, Json(json!(fault))).into_response()
+}
+
+/// `DELETE /_local/call-faults`: disarms every call fault.
+pub async fn clear_call_faults(State(state): State<Arc<AppState>>) -> Response {
+    state.calls().clear_faults();
+    Json(json!({ "cleared": true })).into_response()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! calls are translated between the SDK's CBOR protocol and moto's JSON one. See
 //! `docs/local-stack.md`.
 
+pub mod calls;
 pub mod cloudwatch;
 pub mod config;
 pub mod control;

@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::calls::{self, Call, CallFaultKind, Calls};
 use crate::cloudwatch;
 use crate::config::Config;
 use crate::control;
@@ -46,6 +47,7 @@ pub struct AppState {
     pub moto: MotoClient,
     sim: Mutex<Sim>,
     dynatrace: Mutex<FakeDynatrace>,
+    calls: Mutex<Calls>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             lambda_http,
             sim: Mutex::new(Sim::new()),
             dynatrace: Mutex::new(FakeDynatrace::new()),
+            calls: Mutex::new(Calls::default()),
         })
     }
 
@@ -77,6 +80,11 @@ impl AppState {
         self.dynatrace
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The AWS call counts and injected call faults; never hold the guard across an `.await`.
+    pub fn calls(&self) -> MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes the simulation's target (de)registrations in moto. Failures are logged: the
@@ -197,6 +205,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/_local/reset", post(control::reset))
         .route(
+            "/_local/calls",
+            get(control::get_calls).delete(control::reset_calls),
+        )
+        .route(
+            "/_local/call-faults",
+            get(control::get_call_faults)
+                .post(control::add_call_fault)
+                .delete(control::clear_call_faults),
+        )
+        .route(
             "/_local/dynatrace/tokens",
             get(dynatrace::control_tokens).post(dynatrace::control_seed_token),
         )
@@ -233,7 +251,70 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         body,
     };
     let route = Route::of(&req);
-    let response = match &route {
+    let (caller, action) = match &route {
+        Route::Lambda(function) => (
+            Some(function.clone()),
+            Some(("lambda:InvokeFunction".to_owned(), None)),
+        ),
+        Route::Control | Route::Dynatrace | Route::MotoReset => (None, None),
+        _ => {
+            let signing = Credential::from_headers(&req.headers).map(|c| c.service);
+            (
+                calls::caller(&req.headers),
+                calls::action(&req, signing.as_deref()).map(|(a, p)| (a, Some(p))),
+            )
+        }
+    };
+    let fault = action.as_ref().and_then(|(action, _)| {
+        state.calls().record(&Call {
+            caller: caller.as_deref().unwrap_or("-"),
+            action,
+            body: &req.body,
+        })
+    });
+    if let (Some((kind, delay)), Some((action, protocol))) = (fault, &action) {
+        warn!(
+            caller = caller.as_deref().unwrap_or("-"),
+            action,
+            fault = kind.name(),
+            "injected call fault"
+        );
+        match (kind, protocol) {
+            (CallFaultKind::Throttle | CallFaultKind::ServerError, Some(protocol)) => {
+                return calls::service_error(*protocol, kind);
+            }
+            (CallFaultKind::Throttle | CallFaultKind::ServerError, None) => {
+                // A Lambda invoke: Lambda's own service error.
+                return calls::service_error(calls::Protocol::Json, kind);
+            }
+            (CallFaultKind::Timeout, _) => {
+                // The call happens; its answer comes after the caller gave up.
+                let response = Box::pin(dispatch_route(&state, &route, req)).await;
+                tokio::time::sleep(delay).await;
+                return response;
+            }
+            (CallFaultKind::Crash, _) => {
+                let _ = Box::pin(dispatch_route(&state, &route, req)).await;
+                return calls::crashed(caller.as_deref().unwrap_or("-"));
+            }
+        }
+    }
+    let response = dispatch_route(&state, &route, req.clone()).await;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    info!(
+        method = %req.method,
+        path = req.uri.path(),
+        route = %route,
+        status = response.status().as_u16(),
+        elapsed_ms,
+        "request"
+    );
+    response
+}
+
+async fn dispatch_route(state: &Arc<AppState>, route: &Route, req: Incoming) -> Response {
+    let state = state.clone();
+    match route {
         Route::Control => control::not_found(req.uri.path()),
         Route::Dynatrace => dynatrace::not_found(req.uri.path()),
         Route::Lambda(function) => {
@@ -257,17 +338,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             forward(&state, &secrets::current_by_default(req.clone())).await
         }
         Route::Elbv2 { .. } | Route::Moto(_) => forward(&state, &req).await,
-    };
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    info!(
-        method = %req.method,
-        path = req.uri.path(),
-        route = %route,
-        status = response.status().as_u16(),
-        elapsed_ms,
-        "request"
-    );
-    response
+    }
 }
 
 async fn forward(state: &AppState, req: &Incoming) -> Response {

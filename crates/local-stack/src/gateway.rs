@@ -7,6 +7,17 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::Endpoint;
+pub use gateway::calls::{CallCount, CallFault, CallFaultKind, CallFaultSpec};
+
+#[derive(Deserialize)]
+struct CallFaults {
+    faults: Vec<CallFault>,
+}
+
+#[derive(Deserialize)]
+struct Calls {
+    calls: Vec<CallCount>,
+}
 
 /// `GET /_local/health`: which backends the gateway reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -307,6 +318,69 @@ impl Gateway {
             .await?;
         let answer: serde_json::Value = rsp.json().await.context("reading the events")?;
         Ok(answer["events"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `POST /_local/call-faults`: arms a fault for AWS calls (docs/local-stack.md).
+    ///
+    /// # Errors
+    /// When the gateway rejects the fault.
+    pub async fn add_call_fault(&self, fault: &CallFaultSpec) -> anyhow::Result<CallFault> {
+        let rsp = self
+            .send(self.http.post(self.url("/_local/call-faults")).json(fault))
+            .await?;
+        rsp.json().await.context("reading the armed call fault")
+    }
+
+    /// `GET /_local/call-faults`: every armed call fault, with its hits.
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn call_faults(&self) -> anyhow::Result<Vec<CallFault>> {
+        let rsp = self
+            .send(self.http.get(self.url("/_local/call-faults")))
+            .await?;
+        let answer: CallFaults = rsp.json().await.context("reading the call faults")?;
+        Ok(answer.faults)
+    }
+
+    /// `DELETE /_local/call-faults`: disarms every call fault.
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn clear_call_faults(&self) -> anyhow::Result<()> {
+        self.send(self.http.delete(self.url("/_local/call-faults")))
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /_local/calls[?match=<text>]`: AWS calls by caller and IAM action since the last
+    /// [`Gateway::reset_calls`]; with `matching`, only recent calls whose body contains it.
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn calls(&self, matching: Option<&str>) -> anyhow::Result<Vec<CallCount>> {
+        let mut url =
+            reqwest::Url::parse(&self.url("/_local/calls")).context("the gateway's URL")?;
+        if let Some(m) = matching {
+            url.query_pairs_mut().append_pair("match", m);
+        }
+        let answer: Calls = self
+            .send(self.http.get(url))
+            .await?
+            .json()
+            .await
+            .context("reading the call counts")?;
+        Ok(answer.calls)
+    }
+
+    /// `DELETE /_local/calls`: forgets the call counts.
+    ///
+    /// # Errors
+    /// When the gateway does not answer.
+    pub async fn reset_calls(&self) -> anyhow::Result<()> {
+        self.send(self.http.delete(self.url("/_local/calls")))
+            .await?;
+        Ok(())
     }
 
     fn url(&self, path: &str) -> String {

@@ -71,15 +71,28 @@ pub async fn sdk_config() -> SdkConfig {
 }
 
 /// [`sdk_config`]'s loader, to override a source (region, credentials) before loading.
+///
+/// Inside a Lambda function the calls carry `app/<function name>` in their user agent, so
+/// CloudTrail (and the local stack's call counts) tell which function made each call.
 pub fn config_loader() -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(1))
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
-        )
+        );
+    match std::env::var(FUNCTION_NAME_VAR)
+        .ok()
+        .and_then(|name| aws_config::AppName::new(name).ok())
+    {
+        Some(app) => loader.app_name(app),
+        None => loader,
+    }
 }
+
+/// The function's name, set by Lambda (and by `cargo lambda watch` locally).
+pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
 /// Whether the SDK error is a modelled service error for which `is` holds.
 pub(crate) fn service_error_is<E, R>(

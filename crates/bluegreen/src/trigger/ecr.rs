@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::catalogue::Catalogue;
+use super::catalogue::{Catalogue, Entry};
 use crate::error::{Error, Result};
 use crate::operations::{Executions, StartOutcome};
 
@@ -70,20 +70,33 @@ pub fn execution_name(deployment: &str, digest: &str) -> String {
     format!("{deployment}-ecr-{hex}")
 }
 
-/// Starts the deploys an `ECR Image Action` event asks for.
+/// What an `ECR Image Action` event asks for, read without I/O.
+#[derive(Debug)]
+pub enum PushPlan<'c> {
+    /// Nothing to start; the outcome says why.
+    Ignored(PushOutcome),
+    /// Deploy `image` (`registry/repository@digest`) with each of `entries`.
+    Deploy {
+        outcome: PushOutcome,
+        image: String,
+        digest: String,
+        tag: String,
+        entries: Vec<&'c Entry>,
+    },
+}
+
+/// Reads an `ECR Image Action` event against the catalogue: a successful, tagged push to a
+/// repository that catalogue deployments follow is a [`PushPlan::Deploy`]; any other action,
+/// a failed or untagged push, or a repository or tag nothing follows is ignored.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for an event that is not an `ECR Image Action` or lacks what one
-/// has; when a start fails, that error after the others were started (a retried event finds
-/// those already started).
-pub async fn on_push<X: Executions>(
-    sfn: &X,
-    state_machine_arn: &str,
-    catalogue: &Catalogue,
-    event: Value,
-) -> Result<PushOutcome> {
-    let event: EventBridgeEvent<ImageAction> = crate::lambda::parse_payload(event)
-        .map_err(|e| Error::InvalidInput(format!("not an ECR Image Action event: {e}")))?;
+/// has.
+pub fn read_push(catalogue: &Catalogue, event: Value) -> Result<PushPlan<'_>> {
+    let event: EventBridgeEvent<ImageAction> =
+        crate::lambda::parse_payload(event).map_err(|e| {
+            Error::InvalidInput(format!("not an ECR Image Action event: {}", e.reason()))
+        })?;
     let mut outcome = PushOutcome {
         event_id: event.id.clone(),
         image: None,
@@ -101,7 +114,7 @@ pub async fn on_push<X: Executions>(
     let ignore = |mut outcome: PushOutcome, why: String| {
         info!(event = ?outcome.event_id, repository = %d.repository_name, reason = %why, "push ignored");
         outcome.ignored = Some(why);
-        Ok(outcome)
+        Ok(PushPlan::Ignored(outcome))
     };
     if d.action_type != "PUSH" {
         return ignore(outcome, format!("action {} is not a push", d.action_type));
@@ -140,6 +153,37 @@ pub async fn on_push<X: Executions>(
             format!("no catalogue deployment follows {repository}:{tag}"),
         );
     }
+    Ok(PushPlan::Deploy {
+        outcome,
+        image,
+        digest: digest.to_string(),
+        tag: tag.to_string(),
+        entries,
+    })
+}
+
+/// Starts the deploys an `ECR Image Action` event asks for ([`read_push`]).
+///
+/// # Errors
+/// As [`read_push`]; when a start fails, that error after the others were started (a retried
+/// event finds those already started).
+pub async fn on_push<X: Executions>(
+    sfn: &X,
+    state_machine_arn: &str,
+    catalogue: &Catalogue,
+    event: Value,
+) -> Result<PushOutcome> {
+    let (mut outcome, image, digest, tag, entries) = match read_push(catalogue, event)? {
+        PushPlan::Ignored(outcome) => return Ok(outcome),
+        PushPlan::Deploy {
+            outcome,
+            image,
+            digest,
+            tag,
+            entries,
+        } => (outcome, image, digest, tag, entries),
+    };
+    let (digest, tag) = (digest.as_str(), tag.as_str());
     let mut failures = Vec::new();
     for entry in entries {
         let name = execution_name(&entry.name, digest);

@@ -298,20 +298,8 @@ where
         catalogue: &Catalogue,
         now: Instant,
     ) -> Result<LambdaFunctionUrlResponse> {
-        let request: LambdaFunctionUrlRequest = crate::lambda::parse_payload(event)
-            .map_err(|e| Error::InvalidInput(format!("not a Function URL request: {e}")))?;
-        let method = request
-            .request_context
-            .http
-            .method
-            .clone()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let path = request
-            .raw_path
-            .clone()
-            .or_else(|| request.request_context.http.path.clone())
-            .unwrap_or_default();
+        let request = function_url_request(event)?;
+        let (method, path) = method_and_path(&request);
         let answer = self.answer(&request, &method, &path, catalogue, now).await;
         let level_warn = answer.status >= 500;
         if level_warn {
@@ -356,73 +344,16 @@ where
             }
             Err(e) => return failure(&e),
         }
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let route = match segments.as_slice() {
-            ["deployments"] => Route::Start,
-            ["deployments", name] => Route::Status(name),
-            ["deployments", name, action] if Action::parse(action).is_some() => {
-                Route::Act(name, Action::parse(action).unwrap_or(Action::Abort))
-            }
-            _ => {
-                return Answer::error(
-                    404,
-                    "NotFound",
-                    format!(
-                        "no route {path}: POST /deployments, GET /deployments/{{executionName}}, POST /deployments/{{executionName}}/abort|approve|promote"
-                    ),
-                );
-            }
-        };
-        let allowed = match route {
-            Route::Status(_) => "GET",
-            Route::Start | Route::Act(..) => "POST",
-        };
-        if method != allowed {
-            return Answer::error(
-                405,
-                "MethodNotAllowed",
-                format!("{path} takes {allowed}, not {method}"),
-            )
-            .with("allow", allowed);
-        }
-        let body = match body(request) {
-            Ok(b) => b,
-            Err(answer) => return answer,
-        };
-        match route {
-            Route::Start => self.start(&body, catalogue).await,
-            Route::Status(name) => self.status(name).await,
-            Route::Act(name, action) => self.act(name, action, &body).await,
+        match read(request, method, path) {
+            Ok(WebhookRequest::Start(start)) => self.start(&start, catalogue).await,
+            Ok(WebhookRequest::Status { name }) => self.status(&name).await,
+            Ok(WebhookRequest::Act { name, action, by }) => self.act(&name, action, &by).await,
+            Err(answer) => answer,
         }
     }
 
-    async fn start(&self, body: &[u8], catalogue: &Catalogue) -> Answer {
-        let request: StartRequest = match parse_json(body, true) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return Answer::error(
-                    400,
-                    "InvalidRequest",
-                    "the body must be {\"deployment\", \"image\", \"spinnakerExecutionId\"}",
-                );
-            }
-            Err(answer) => return answer,
-        };
+    async fn start(&self, request: &StartRequest, catalogue: &Catalogue) -> Answer {
         let id = &request.spinnaker_execution_id;
-        if id.is_empty()
-            || id.len() > MAX_REQUEST_ID_LEN
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Answer::error(
-                400,
-                "InvalidRequest",
-                format!(
-                    "spinnakerExecutionId must be 1–{MAX_REQUEST_ID_LEN} of A-Z a-z 0-9 - _ (Spinnaker's ${{execution.id}})"
-                ),
-            );
-        }
         let Some(entry) = catalogue.get(&request.deployment) else {
             return Answer::error(
                 404,
@@ -531,19 +462,7 @@ where
         }
     }
 
-    async fn act(&self, name: &str, action: Action, body: &[u8]) -> Answer {
-        let request: ActionRequest = match parse_json(body, false) {
-            Ok(r) => r.unwrap_or_default(),
-            Err(answer) => return answer,
-        };
-        let by = request.by.unwrap_or_else(|| "webhook".into());
-        if by.len() > 128 || by.chars().any(char::is_control) {
-            return Answer::error(
-                400,
-                "InvalidRequest",
-                "by must be at most 128 characters, without control characters",
-            );
-        }
+    async fn act(&self, name: &str, action: Action, by: &str) -> Answer {
         let Some(arn) = self.execution_arn(name) else {
             return not_found(name);
         };
@@ -553,9 +472,9 @@ where
             Err(e) => return failure(&e),
         }
         let done = match action {
-            Action::Abort => operations::abort(self.sfn, self.ecs, &arn, &by).await,
-            Action::Approve => operations::approve(self.sfn, &arn, &by).await,
-            Action::Promote => operations::promote(self.sfn, self.ecs, &arn, &by).await,
+            Action::Abort => operations::abort(self.sfn, self.ecs, &arn, by).await,
+            Action::Approve => operations::approve(self.sfn, &arn, by).await,
+            Action::Promote => operations::promote(self.sfn, self.ecs, &arn, by).await,
         };
         match done {
             Ok(delivered) => {
@@ -643,6 +562,147 @@ pub fn public_status(status: &str, error: Option<&str>) -> String {
     } else {
         status.to_string()
     }
+}
+
+/// A webhook request, read and checked; what remains needs the catalogue and AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookRequest {
+    /// `POST /deployments`.
+    Start(StartRequest),
+    /// `GET /deployments/{executionName}`.
+    Status { name: String },
+    /// `POST /deployments/{executionName}/{abort|approve|promote}`.
+    Act {
+        name: String,
+        action: Action,
+        /// Who asks (`webhook` when the body does not say).
+        by: String,
+    },
+}
+
+/// `event` as a Function URL request.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when it is not one.
+pub fn function_url_request(event: Value) -> Result<LambdaFunctionUrlRequest> {
+    crate::lambda::parse_payload(event)
+        .map_err(|e| Error::InvalidInput(format!("not a Function URL request: {}", e.reason())))
+}
+
+/// The request's method (upper case) and path.
+pub fn method_and_path(request: &LambdaFunctionUrlRequest) -> (String, String) {
+    let method = request
+        .request_context
+        .http
+        .method
+        .clone()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let path = request
+        .raw_path
+        .clone()
+        .or_else(|| request.request_context.http.path.clone())
+        .unwrap_or_default();
+    (method, path)
+}
+
+/// Reads an authenticated request: its route, method, body and fields, without I/O. Every
+/// refusal is the HTTP answer the caller gets.
+///
+/// # Errors
+/// The 4xx [`Answer`] of a request that is not one of the webhook's.
+pub fn read(
+    request: &LambdaFunctionUrlRequest,
+    method: &str,
+    path: &str,
+) -> std::result::Result<WebhookRequest, Answer> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let route = match segments.as_slice() {
+        ["deployments"] => Route::Start,
+        ["deployments", name] => Route::Status(name),
+        ["deployments", name, action] if Action::parse(action).is_some() => {
+            Route::Act(name, Action::parse(action).unwrap_or(Action::Abort))
+        }
+        _ => {
+            return Err(Answer::error(
+                404,
+                "NotFound",
+                format!(
+                    "no route {path}: POST /deployments, GET /deployments/{{executionName}}, POST /deployments/{{executionName}}/abort|approve|promote"
+                ),
+            ));
+        }
+    };
+    let allowed = match route {
+        Route::Status(_) => "GET",
+        Route::Start | Route::Act(..) => "POST",
+    };
+    if method != allowed {
+        return Err(Answer::error(
+            405,
+            "MethodNotAllowed",
+            format!("{path} takes {allowed}, not {method}"),
+        )
+        .with("allow", allowed));
+    }
+    let body = body(request)?;
+    match route {
+        Route::Start => {
+            let Some(start) = parse_json::<StartRequest>(&body, true)? else {
+                return Err(Answer::error(
+                    400,
+                    "InvalidRequest",
+                    "the body must be {\"deployment\", \"image\", \"spinnakerExecutionId\"}",
+                ));
+            };
+            let id = &start.spinnaker_execution_id;
+            if id.is_empty()
+                || id.len() > MAX_REQUEST_ID_LEN
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(Answer::error(
+                    400,
+                    "InvalidRequest",
+                    format!(
+                        "spinnakerExecutionId must be 1–{MAX_REQUEST_ID_LEN} of A-Z a-z 0-9 - _ (Spinnaker's ${{execution.id}})"
+                    ),
+                ));
+            }
+            Ok(WebhookRequest::Start(start))
+        }
+        Route::Status(name) => Ok(WebhookRequest::Status {
+            name: name.to_string(),
+        }),
+        Route::Act(name, action) => {
+            let request: ActionRequest = parse_json(&body, false)?.unwrap_or_default();
+            let by = request.by.unwrap_or_else(|| "webhook".into());
+            if by.len() > 128 || by.chars().any(char::is_control) {
+                return Err(Answer::error(
+                    400,
+                    "InvalidRequest",
+                    "by must be at most 128 characters, without control characters",
+                ));
+            }
+            Ok(WebhookRequest::Act {
+                name: name.to_string(),
+                action,
+                by,
+            })
+        }
+    }
+}
+
+/// [`read`] of a Function URL event, as the fuzz targets and the bad-input suite drive it.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `event` is not a Function URL request; the request's 4xx
+/// [`Answer`] inside `Ok(Err(…))`.
+pub fn read_event(event: Value) -> Result<std::result::Result<WebhookRequest, Answer>> {
+    let request = function_url_request(event)?;
+    let (method, path) = method_and_path(&request);
+    Ok(read(&request, &method, &path))
 }
 
 /// The request's body, decoded, within [`MAX_BODY_BYTES`] and of a JSON content type.
