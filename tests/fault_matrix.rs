@@ -16,10 +16,11 @@
 //! turn healthy), so that the rollback's own calls are hit too. The rows are not written down:
 //! a fault-free run of each first records which calls each step makes (the gateway counts them
 //! by caller and IAM action), so a call added to a step is in the matrix the next run. The
-//! tests print the matrices.
+//! tests print the matrices (also to `.local/logs/fault-matrix-*.txt`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -405,9 +406,17 @@ async fn matrix(scenario: Scenario) -> anyhow::Result<()> {
 
     // Then every cell ends consistent, and every fault hit the call it was armed for
     let matrix = render(&results);
-    println!(
+    let text = format!(
         "fault matrix, {scenario:?} ({} cells):\n{matrix}",
         results.len()
+    );
+    // Straight to the terminal (the test harness captures `println!` of passing tests), and
+    // to the stack's logs.
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    let _ = std::fs::write(
+        local_stack::sfn::workspace_root()
+            .join(format!(".local/logs/fault-matrix-{scenario:?}.txt")),
+        &text,
     );
     let broken: Vec<_> = results
         .iter()

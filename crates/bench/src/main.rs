@@ -151,6 +151,19 @@ async fn run() -> anyhow::Result<()> {
     let path = dir.join("report.md");
     std::fs::write(&path, report.markdown())?;
     println!("bench: wrote {}", path.display());
+    let failed = report
+        .strategies
+        .iter()
+        .map(|(_, runs)| runs)
+        .chain(report.concurrent.iter().map(|(_, runs)| runs))
+        .flatten()
+        .filter(|f| f.status != aws_sdk_sfn::types::ExecutionStatus::Succeeded)
+        .count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} measured deploys did not succeed: the figures are not of working deploys"
+        );
+    }
     Ok(())
 }
 
