@@ -16,7 +16,7 @@
 //! turn healthy), so that the rollback's own calls are hit too. The rows are not written down:
 //! a fault-free run of each first records which calls each step makes (the gateway counts them
 //! by caller and IAM action), so a call added to a step is in the matrix the next run. The
-//! tests print the matrices (also to `.local/logs/fault-matrix-*.txt`).
+//! tests print the matrices (also to the stack's logs, `.local/logs/fault-matrix-*.txt`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -414,8 +414,7 @@ async fn matrix(scenario: Scenario) -> anyhow::Result<()> {
     // to the stack's logs.
     let _ = std::io::stderr().write_all(text.as_bytes());
     let _ = std::fs::write(
-        local_stack::sfn::workspace_root()
-            .join(format!(".local/logs/fault-matrix-{scenario:?}.txt")),
+        local_stack::sfn::local_dir().join(format!("logs/fault-matrix-{scenario:?}.txt")),
         &text,
     );
     let broken: Vec<_> = results

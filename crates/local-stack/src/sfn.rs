@@ -36,6 +36,15 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The local stack's own directory (`.local`, or `BG_LOCAL_DIR`): its logs, pid files and the
+/// trigger's catalogue.
+pub fn local_dir() -> PathBuf {
+    std::env::var("BG_LOCAL_DIR")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .map_or_else(|| workspace_root().join(".local"), PathBuf::from)
+}
+
 /// `statemachine/deploy.asl.json` of the workspace.
 pub fn asl_path() -> PathBuf {
     workspace_root().join("statemachine/deploy.asl.json")

@@ -25,11 +25,7 @@ pub const DEFAULT_LAMBDA_PORT: u16 = 5102;
 
 /// The directory the local trigger reads the catalogue from.
 pub fn catalogue_dir() -> PathBuf {
-    let local = std::env::var("BG_LOCAL_DIR")
-        .ok()
-        .filter(|d| !d.trim().is_empty())
-        .map_or_else(|| sfn::workspace_root().join(".local"), PathBuf::from);
-    local.join("catalogue")
+    sfn::local_dir().join("catalogue")
 }
 
 /// Writes catalogue document `doc` as `<stem>.json` in [`catalogue_dir`], whole at once (the
