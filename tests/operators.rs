@@ -240,6 +240,11 @@ async fn an_abort_in_the_middle_of_a_canary_rolls_back_before_the_bake_ends() ->
         "{:?}",
         outcome.cause
     );
+    let cause = outcome.cause.as_deref().unwrap_or_default();
+    assert!(
+        cause.starts_with("rolled back to blue:") && cause.contains("e2e aborted execution"),
+        "the cause names who aborted: {cause}"
+    );
     assert_eq!(
         weight_sequence(&timeline, 1),
         [0, 30, 0],
@@ -314,6 +319,14 @@ async fn blue_keeps_running_during_its_retention_and_an_abort_there_rolls_back_a
     let outcome = &timeline.outcome;
     expect_status(outcome, ExecutionStatus::Failed)?;
     assert_eq!(outcome.error.as_deref(), Some("Aborted"));
+    assert!(
+        outcome
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("e2e aborted execution")),
+        "the cause names who aborted: {:?}",
+        outcome.cause
+    );
     assert_eq!(
         weight_sequence(&timeline, 1),
         [0, 100, 0],

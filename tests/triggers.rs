@@ -317,7 +317,7 @@ async fn the_webhook_starts_reports_and_aborts_a_deploy_over_http() -> anyhow::R
     assert_eq!(done.body["status"], "ABORTED", "{}", done.text);
     let cause = done.body["cause"].as_str().unwrap_or_default();
     assert!(
-        cause.starts_with("rolled back to blue") && cause.contains("an operator aborted"),
+        cause.starts_with("rolled back to blue") && cause.contains("e2e aborted execution"),
         "{cause}"
     );
     let outcome = sfn::outcome(

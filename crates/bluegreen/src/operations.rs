@@ -390,7 +390,7 @@ async fn leave<E: Ecs + OperatorCommands>(
         ))
     })?;
     let service = ecs.service(&request.cluster, &request.service).await?;
-    ecs.send_command(&service.arn, &execution.name, command)
+    ecs.send_command(&service.arn, &execution.name, command, by)
         .await?;
     info!(execution = %execution.name, service = %service.name, command = command.as_str(), by, "left an operator command on the service");
     Ok(Delivered::CommandLeft)

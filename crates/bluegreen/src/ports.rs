@@ -317,6 +317,23 @@ impl Command {
     }
 }
 
+/// A command left on a service for a deployment, and who left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftCommand {
+    /// What was asked.
+    pub command: Command,
+    /// Who asked, as they named themselves (`--by`, the webhook's `by`); none when the command
+    /// was left without a name.
+    pub by: Option<String>,
+}
+
+impl LeftCommand {
+    /// Who asked, or `an operator`.
+    pub fn who(&self) -> &str {
+        self.by.as_deref().unwrap_or("an operator")
+    }
+}
+
 /// Operator commands left on a service for the deployment that holds it. The deployment
 /// reads them at every poll of green.
 pub trait OperatorCommands {
@@ -329,9 +346,10 @@ pub trait OperatorCommands {
         &self,
         service_arn: &str,
         execution_name: &str,
-    ) -> impl Future<Output = Result<Option<Command>>>;
+    ) -> impl Future<Output = Result<Option<LeftCommand>>>;
 
-    /// Leaves `command` for `execution_name` on the service, replacing any earlier one.
+    /// Leaves `command` for `execution_name` on the service, from `by`, replacing any earlier
+    /// one.
     ///
     /// # Errors
     /// AWS errors of the write.
@@ -340,6 +358,7 @@ pub trait OperatorCommands {
         service_arn: &str,
         execution_name: &str,
         command: Command,
+        by: &str,
     ) -> impl Future<Output = Result<()>>;
 
     /// Removes the command left for `execution_name`, if any; one for another execution

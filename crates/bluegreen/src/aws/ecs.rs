@@ -8,11 +8,11 @@ use aws_sdk_ecs::types::{
 use super::{aws_message, service_error_is};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Command, Ecs, LaunchSpec, NewTaskSet, OperatorCommands, ServiceDirectory, ServiceState,
-    StoppedTask, TaskDefinitionDoc, TaskSetState,
+    Command, Ecs, LaunchSpec, LeftCommand, NewTaskSet, OperatorCommands, ServiceDirectory,
+    ServiceState, StoppedTask, TaskDefinitionDoc, TaskSetState,
 };
 
-/// The service tag an operator command is left in: value `<command>:<execution name>`.
+/// The service tag an operator command is left in: value `<command>:<execution name>:<by>`.
 pub const COMMAND_TAG: &str = "ecs-bluegreen:command";
 
 /// Most stopped tasks [`SdkEcs::stopped_tasks`] reports: one `ListTasks` page, which is also
@@ -528,22 +528,53 @@ impl SdkEcs {
     }
 }
 
-/// `command` for `execution_name` as the tag's value.
-fn command_value(command: Command, execution_name: &str) -> String {
-    format!("{}:{execution_name}", command.as_str())
+/// The longest tag value ECS accepts.
+const TAG_VALUE_MAX: usize = 256;
+
+/// `command` for `execution_name`, from `by`, as the tag's value:
+/// `<command>:<execution name>[:<by>]`. Execution names never hold `:`. `by` keeps only the
+/// characters ECS allows in a tag value (letters, digits, spaces, `_ . : / = + - @`; others
+/// become `_`) and is cut to fit.
+fn command_value(command: Command, execution_name: &str, by: &str) -> String {
+    let head = format!("{}:{execution_name}", command.as_str());
+    let room = TAG_VALUE_MAX.saturating_sub(head.chars().count() + 1);
+    let by: String = by
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(room)
+        .collect();
+    if by.is_empty() {
+        head
+    } else {
+        format!("{head}:{by}")
+    }
 }
 
 /// The command a tag value holds for `execution_name`, if it is for that execution.
-fn command_for(value: &str, execution_name: &str) -> Option<Command> {
-    let (command, execution) = value.split_once(':')?;
+fn command_for(value: &str, execution_name: &str) -> Option<LeftCommand> {
+    let mut parts = value.splitn(3, ':');
+    let (command, execution) = (parts.next()?, parts.next()?);
     if execution != execution_name {
         return None;
     }
-    match command {
-        "abort" => Some(Command::Abort),
-        "promote" => Some(Command::Promote),
-        _ => None,
-    }
+    let command = match command {
+        "abort" => Command::Abort,
+        "promote" => Command::Promote,
+        _ => return None,
+    };
+    let by = parts
+        .next()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string);
+    Some(LeftCommand { command, by })
 }
 
 impl OperatorCommands for SdkEcs {
@@ -551,7 +582,11 @@ impl OperatorCommands for SdkEcs {
     ///
     /// # Errors
     /// [`Error::aws`] of `ListTagsForResource`.
-    async fn command(&self, service_arn: &str, execution_name: &str) -> Result<Option<Command>> {
+    async fn command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+    ) -> Result<Option<LeftCommand>> {
         Ok(self
             .command_tag(service_arn)
             .await?
@@ -567,10 +602,11 @@ impl OperatorCommands for SdkEcs {
         service_arn: &str,
         execution_name: &str,
         command: Command,
+        by: &str,
     ) -> Result<()> {
         let tag = aws_sdk_ecs::types::Tag::builder()
             .key(COMMAND_TAG)
-            .value(command_value(command, execution_name))
+            .value(command_value(command, execution_name, by))
             .build();
         self.client
             .tag_resource()
@@ -591,7 +627,7 @@ impl OperatorCommands for SdkEcs {
         let ours = self
             .command_tag(service_arn)
             .await?
-            .is_some_and(|v| v.split_once(':').is_some_and(|(_, e)| e == execution_name));
+            .is_some_and(|v| v.split(':').nth(1) == Some(execution_name));
         if ours {
             self.client
                 .untag_resource()
@@ -1159,5 +1195,48 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_command_tag_names_who_left_it_and_reads_back() {
+        let value = command_value(Command::Abort, "orders-7", "alice@example.com");
+        assert_eq!(value, "abort:orders-7:alice@example.com");
+        assert_eq!(
+            command_for(&value, "orders-7"),
+            Some(LeftCommand {
+                command: Command::Abort,
+                by: Some("alice@example.com".into())
+            })
+        );
+        assert_eq!(command_for(&value, "orders-8"), None);
+    }
+
+    #[test]
+    fn a_command_tag_keeps_only_what_ecs_accepts_and_fits_its_limit() {
+        let value = command_value(Command::Promote, "orders-7", "ops <on-call>; #1");
+        assert_eq!(value, "promote:orders-7:ops _on-call__ _1");
+        let long = command_value(Command::Promote, "orders-7", &"x".repeat(400));
+        assert_eq!(long.chars().count(), TAG_VALUE_MAX);
+        assert_eq!(
+            command_value(Command::Abort, "orders-7", "  "),
+            "abort:orders-7"
+        );
+    }
+
+    #[test]
+    fn a_command_tag_without_a_name_or_with_a_colon_in_the_name_reads_back() {
+        assert_eq!(
+            command_for("promote:orders-7", "orders-7"),
+            Some(LeftCommand {
+                command: Command::Promote,
+                by: None
+            })
+        );
+        let value = command_value(Command::Abort, "orders-7", "spinnaker:pipeline/42");
+        assert_eq!(
+            command_for(&value, "orders-7").and_then(|c| c.by),
+            Some("spinnaker:pipeline/42".into())
+        );
+        assert_eq!(command_for("rollback:orders-7:bob", "orders-7"), None);
     }
 }

@@ -816,7 +816,7 @@ mod tests {
         let dt = FakeDynatrace::default();
         let d = with_events(&fake, 0);
         let service = fake.service_now().arn;
-        fake.send_command(&service, EXECUTION, crate::ports::Command::Abort)
+        fake.send_command(&service, EXECUTION, crate::ports::Command::Abort, "alice")
             .await
             .unwrap();
         let mut i = input(&d, DrainAction::RemoveGreen);

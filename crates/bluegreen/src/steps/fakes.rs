@@ -48,9 +48,9 @@ use crate::dynatrace::{
 use crate::error::{Error, Result};
 use crate::model::{DeployRequest, Deployment};
 use crate::ports::{
-    AlarmState, Alarms, Command, Ecs, ImageRegistry, LaunchSpec, LoadBalancer, NewTaskSet,
-    OperatorCommands, ServiceState, StoppedTask, TargetHealth, TaskDefinitionDoc, TaskSetState,
-    TrafficRoute, WeightedTargetGroup,
+    AlarmState, Alarms, Command, Ecs, ImageRegistry, LaunchSpec, LeftCommand, LoadBalancer,
+    NewTaskSet, OperatorCommands, ServiceState, StoppedTask, TargetHealth, TaskDefinitionDoc,
+    TaskSetState, TrafficRoute, WeightedTargetGroup,
 };
 
 pub(crate) const ACCOUNT: &str = "123456789012";
@@ -167,7 +167,7 @@ struct State {
     clock: f64,
     alarms: Vec<AlarmState>,
     /// Service ARN → (execution, command) left on it.
-    commands: HashMap<String, (String, Command)>,
+    commands: HashMap<String, (String, LeftCommand)>,
 }
 
 /// An in-memory AWS account: ECS services, task definitions, listeners, target groups, ECR.
@@ -552,7 +552,7 @@ impl FakeAws {
     }
 
     /// The command an operator left on the service, if any: (execution, command).
-    pub fn command_left(&self) -> Option<(String, Command)> {
+    pub fn command_left(&self) -> Option<(String, LeftCommand)> {
         let s = self.lock();
         s.commands.values().next().cloned()
     }
@@ -1088,13 +1088,17 @@ impl Alarms for FakeAws {
 }
 
 impl OperatorCommands for FakeAws {
-    async fn command(&self, service_arn: &str, execution_name: &str) -> Result<Option<Command>> {
+    async fn command(
+        &self,
+        service_arn: &str,
+        execution_name: &str,
+    ) -> Result<Option<LeftCommand>> {
         let mut s = self.lock();
         s.enter("ListTagsForResource")?;
         Ok(s.commands
             .get(service_arn)
             .filter(|(execution, _)| execution == execution_name)
-            .map(|(_, command)| *command))
+            .map(|(_, left)| left.clone()))
     }
 
     async fn send_command(
@@ -1102,11 +1106,16 @@ impl OperatorCommands for FakeAws {
         service_arn: &str,
         execution_name: &str,
         command: Command,
+        by: &str,
     ) -> Result<()> {
         let mut s = self.lock();
         s.enter("TagResource")?;
+        let left = LeftCommand {
+            command,
+            by: Some(by.to_string()).filter(|b| !b.is_empty()),
+        };
         s.commands
-            .insert(service_arn.into(), (execution_name.into(), command));
+            .insert(service_arn.into(), (execution_name.into(), left));
         Ok(())
     }
 

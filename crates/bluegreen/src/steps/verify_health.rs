@@ -15,8 +15,8 @@ use crate::dynatrace::Dynatrace;
 use crate::error::{Error, Result};
 use crate::model::{Deployment, PlannedStep};
 use crate::ports::{
-    AlarmState, Alarms, Command, Ecs, LoadBalancer, OperatorCommands, StoppedTask, TargetHealth,
-    TaskSetState,
+    AlarmState, Alarms, Command, Ecs, LeftCommand, LoadBalancer, OperatorCommands, StoppedTask,
+    TargetHealth, TaskSetState,
 };
 use crate::steps::{Sides, sides};
 use crate::taskdef;
@@ -137,11 +137,13 @@ where
         })?
         .to_string();
 
-    let command = ecs.command(&found.service.arn, &d.execution_name).await?;
+    let left = ecs.command(&found.service.arn, &d.execution_name).await?;
+    let command = left.as_ref().map(|l| l.command);
+    let by = left.as_ref().map_or("an operator", LeftCommand::who);
     if command == Some(Command::Abort) {
-        warn!(service = %d.service, execution = %d.execution_name, phase = ?input.phase, "an operator aborted the deployment");
+        warn!(service = %d.service, execution = %d.execution_name, phase = ?input.phase, by, "an operator aborted the deployment");
         return Err(Error::Aborted(format!(
-            "an operator aborted execution {} of service {}; rolling back to blue",
+            "{by} aborted execution {} of service {}; rolling back to blue",
             d.execution_name, d.service
         )));
     }
@@ -244,25 +246,24 @@ where
             && matches!(input.phase, Phase::Test | Phase::Step)
             && !at_full_traffic =>
         {
-            info!(service = %d.service, execution = %d.execution_name, phase = ?input.phase, "an operator asked to promote; skipping the remaining steps");
+            info!(service = %d.service, execution = %d.execution_name, phase = ?input.phase, by, "an operator asked to promote; skipping the remaining steps");
             Ok(output(
                 Decision::Promote,
-                "an operator asked to promote green".to_string(),
+                format!("{by} asked to promote green"),
             ))
         }
         _ if command == Some(Command::Promote) && at_full_traffic && all_pass => {
-            info!(service = %d.service, execution = %d.execution_name, "an operator asked to promote; green takes all traffic and is healthy");
+            info!(service = %d.service, execution = %d.execution_name, by, "an operator asked to promote; green takes all traffic and is healthy");
             Ok(output(
                 Decision::Pass,
-                "an operator asked to promote; green takes all traffic and every source passes"
-                    .to_string(),
+                format!("{by} asked to promote; green takes all traffic and every source passes"),
             ))
         }
         _ if command == Some(Command::Promote) && input.phase == Phase::Retention => {
-            info!(service = %d.service, execution = %d.execution_name, "an operator asked to promote; ending blue's retention");
+            info!(service = %d.service, execution = %d.execution_name, by, "an operator asked to promote; ending blue's retention");
             Ok(output(
                 Decision::Pass,
-                "an operator ended blue's retention".to_string(),
+                format!("{by} ended blue's retention"),
             ))
         }
         Verdict::Wait { reason } => {
@@ -932,7 +933,7 @@ mod tests {
     async fn an_operators_abort_fails_any_phase_with_aborted() {
         let (fake, _) = healthy_green();
         let service = fake.service_now().arn;
-        fake.send_command(&service, EXECUTION, Command::Abort)
+        fake.send_command(&service, EXECUTION, Command::Abort, "alice")
             .await
             .unwrap();
         for phase in [Phase::Launch, Phase::Step, Phase::Retention] {
@@ -940,15 +941,29 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(err.error_type(), "Aborted", "{phase:?}");
-            assert!(err.to_string().contains(EXECUTION), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("alice aborted execution {EXECUTION}")),
+                "{err}"
+            );
         }
+        fake.send_command(&service, EXECUTION, Command::Abort, "")
+            .await
+            .unwrap();
+        let err = poll(&fake, input(fake.deployment(), Phase::Step))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(": an operator aborted execution"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn a_command_for_another_execution_is_ignored() {
         let (fake, _) = healthy_green();
         let service = fake.service_now().arn;
-        fake.send_command(&service, "orders-9999", Command::Abort)
+        fake.send_command(&service, "orders-9999", Command::Abort, "alice")
             .await
             .unwrap();
         let out = poll(&fake, input(fake.deployment(), Phase::Launch))
@@ -961,7 +976,7 @@ mod tests {
     async fn promote_skips_the_steps_ends_retention_and_waits_for_green_at_launch() {
         let (fake, _) = healthy_green();
         let service = fake.service_now().arn;
-        fake.send_command(&service, EXECUTION, Command::Promote)
+        fake.send_command(&service, EXECUTION, Command::Promote, "bob")
             .await
             .unwrap();
         let d = deployment(|r| {
@@ -972,6 +987,7 @@ mod tests {
         canary.step.as_mut().unwrap().green_weight = 10;
         let step = poll(&fake, canary).await.unwrap();
         assert_eq!(step.decision, Decision::Promote);
+        assert_eq!(step.reason, "bob asked to promote green");
         let full = poll(&fake, input(d.clone(), Phase::Step)).await.unwrap();
         assert_eq!(
             full.decision,
