@@ -5,6 +5,14 @@ use crate::error::{Error, Result};
 /// Environment variable listing the image repositories deployments may use.
 pub const ALLOWED_REPOSITORIES_VAR: &str = "ALLOWED_IMAGE_REPOSITORIES";
 
+/// Variable `name` through `lookup` (the environment, or a test's map), trimmed; unset or
+/// blank is none. Every function's configuration reads its variables through this.
+pub fn setting(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// Configuration shared by the deploy functions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
@@ -31,7 +39,8 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] when an entry is empty or has whitespace inside.
     pub fn from_env() -> Result<Self> {
-        let raw = std::env::var(ALLOWED_REPOSITORIES_VAR).unwrap_or_default();
+        let env = |name: &str| std::env::var(name).ok();
+        let raw = setting(&env, ALLOWED_REPOSITORIES_VAR).unwrap_or_default();
         let mut allowed = Vec::new();
         for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             if entry.chars().any(char::is_whitespace) || entry.contains('@') {
@@ -43,8 +52,7 @@ impl Config {
         }
         Ok(Config {
             allowed_repositories: allowed,
-            dynatrace_available: std::env::var(crate::dynatrace::API_URL_VAR)
-                .is_ok_and(|v| !v.trim().is_empty()),
+            dynatrace_available: setting(&env, crate::dynatrace::API_URL_VAR).is_some(),
         })
     }
 

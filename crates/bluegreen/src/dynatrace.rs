@@ -475,7 +475,7 @@ impl DynatraceConfig {
     /// # Errors
     /// As [`DynatraceConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let set = |name: &str| crate::config::setting(&lookup, name);
         let Some(url) = set(API_URL_VAR) else {
             return Ok(None);
         };
@@ -487,8 +487,8 @@ impl DynatraceConfig {
         let config = Self::new(
             &url,
             SecretRef {
-                secret_id: secret_id.trim().to_string(),
-                json_key: set(TOKEN_SECRET_KEY_VAR).map(|k| k.trim().to_string()),
+                secret_id,
+                json_key: set(TOKEN_SECRET_KEY_VAR),
             },
         )
         .map_err(|e| match e {

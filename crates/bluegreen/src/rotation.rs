@@ -320,7 +320,8 @@ impl HeldTokens {
 pub fn admin_from_env(
     conf: &aws_config::SdkConfig,
 ) -> Result<crate::dynatrace::SecretDynatrace<crate::dynatrace::SdkSecretStore>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let env = |name: &str| std::env::var(name).ok();
+    let var = |name: &str| crate::config::setting(&env, name);
     let url = var(crate::dynatrace::API_URL_VAR).ok_or_else(|| {
         Error::Config(format!(
             "{} is not set: rotate-secret mints tokens through the Dynatrace API",

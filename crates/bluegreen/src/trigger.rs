@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::config::setting;
 use crate::error::{Error, Result};
 use crate::operations::Executions;
 use crate::ports::{Ecs, OperatorCommands};
@@ -50,11 +51,7 @@ impl TriggerConfig {
     /// # Errors
     /// As [`TriggerConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let set = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let set = |name: &str| setting(&lookup, name);
         let deploy_state_machine_arn = set(DEPLOY_STATE_MACHINE_VAR).ok_or_else(|| {
             Error::Config(format!(
                 "{DEPLOY_STATE_MACHINE_VAR} is not set: the trigger starts deploys of that state machine"

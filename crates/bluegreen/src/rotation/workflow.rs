@@ -68,7 +68,7 @@ impl WorkflowConfig {
     /// # Errors
     /// As [`WorkflowConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let set = |name: &str| crate::config::setting(&lookup, name);
         let number = |name: &str, default: u32, max: u32| -> Result<u32> {
             match set(name) {
                 None => Ok(default),

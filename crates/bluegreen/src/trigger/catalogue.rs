@@ -335,7 +335,8 @@ impl CatalogueSource {
     /// # Errors
     /// [`Error::Config`] when neither or both is set, or the inline document is invalid.
     pub fn from_env() -> Result<Self> {
-        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let env = |name: &str| std::env::var(name).ok();
+        let set = |name: &str| crate::config::setting(&env, name);
         match (set(CATALOGUE_VAR), set(CATALOGUE_PATH_VAR)) {
             (Some(_), Some(_)) => Err(Error::Config(format!(
                 "set {CATALOGUE_VAR} or {CATALOGUE_PATH_VAR}, not both"
