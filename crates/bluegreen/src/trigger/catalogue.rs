@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -312,11 +312,11 @@ fn valid_tag_filter(t: &str) -> bool {
 #[derive(Debug)]
 pub enum CatalogueSource {
     /// The document in [`CATALOGUE_VAR`], read once.
-    Inline(Catalogue),
+    Inline(Arc<Loaded>),
     /// A file or directory ([`CATALOGUE_PATH_VAR`]), re-read when it changes.
     Path {
         path: PathBuf,
-        cache: Mutex<Option<Loaded>>,
+        cache: Mutex<Option<Arc<Loaded>>>,
     },
 }
 
@@ -341,10 +341,10 @@ impl CatalogueSource {
             (Some(_), Some(_)) => Err(Error::Config(format!(
                 "set {CATALOGUE_VAR} or {CATALOGUE_PATH_VAR}, not both"
             ))),
-            (Some(doc), None) => Ok(CatalogueSource::Inline(Catalogue::parse(
-                &doc,
-                CATALOGUE_VAR,
-            )?)),
+            (Some(doc), None) => Ok(CatalogueSource::Inline(Arc::new(Loaded {
+                catalogue: Catalogue::parse(&doc, CATALOGUE_VAR)?,
+                ..Loaded::default()
+            }))),
             (None, Some(path)) => Ok(CatalogueSource::at(path)),
             (None, None) => Err(Error::Config(format!(
                 "no deployment catalogue: set {CATALOGUE_PATH_VAR} (a file or a directory of *.json) or {CATALOGUE_VAR} (the document)"
@@ -360,16 +360,14 @@ impl CatalogueSource {
         }
     }
 
-    /// The catalogue as it is now: every valid document, and what was left out.
+    /// The catalogue as it is now: every valid document, and what was left out. Shared, not
+    /// copied, while the files stay unchanged.
     ///
     /// # Errors
     /// [`Error::Config`] when the path cannot be read at all.
-    pub fn load(&self) -> Result<Loaded> {
+    pub fn load(&self) -> Result<Arc<Loaded>> {
         match self {
-            CatalogueSource::Inline(c) => Ok(Loaded {
-                catalogue: c.clone(),
-                ..Loaded::default()
-            }),
+            CatalogueSource::Inline(loaded) => Ok(Arc::clone(loaded)),
             CatalogueSource::Path { path, cache } => {
                 let files = files(path)?;
                 let fingerprint: Vec<_> = files
@@ -387,9 +385,9 @@ impl CatalogueSource {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(loaded) = cache.as_ref().filter(|l| l.fingerprint == fingerprint) {
-                    return Ok(loaded.clone());
+                    return Ok(Arc::clone(loaded));
                 }
-                let loaded = read_all(&files, fingerprint);
+                let loaded = Arc::new(read_all(&files, fingerprint));
                 info!(
                     path = %path.display(),
                     deployments = loaded.catalogue.entries.len(),
@@ -399,7 +397,7 @@ impl CatalogueSource {
                 for p in &loaded.problems {
                     warn!(problem = %p, "a catalogue file is left out");
                 }
-                *cache = Some(loaded.clone());
+                *cache = Some(Arc::clone(&loaded));
                 Ok(loaded)
             }
         }
@@ -624,6 +622,9 @@ mod tests {
             loaded.problems
         );
         assert!(loaded.catalogue.get("orders").is_some());
+
+        // Unchanged files are not read again: the same catalogue is shared.
+        assert!(Arc::ptr_eq(&loaded, &source.load().unwrap()));
 
         // A change is seen at the next load.
         std::fs::remove_file(dir.join("b.json")).unwrap();
